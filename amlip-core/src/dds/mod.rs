@@ -1,0 +1,314 @@
+//! DDS plumbing on rustdds: one participant per node, NO_KEY topics carrying raw bodies, the QoS
+//! of [`qos::Profile`], and typed readers/writers that encode and decode with [`crate::wire`].
+
+pub mod qos;
+pub mod raw;
+pub mod topics;
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use rustdds::no_key::{DataReader, DataWriter};
+use rustdds::{
+    DomainParticipant, DomainParticipantBuilder, DomainParticipantStatusEvent, Publisher,
+    RTPSEntity, StatusEvented, Subscriber, Topic, TopicKind,
+};
+
+pub use qos::Profile;
+use raw::{RawAdapter, RawSample};
+
+use crate::wire::{WireError, WireType};
+
+/// The default AML-IP domain.
+pub const DEFAULT_DOMAIN: u16 = 166;
+
+/// Largest domain id whose RTPS ports (7400 + 250 * domain + offsets) fit in 16 bits.
+pub const MAX_DOMAIN: u16 = 232;
+
+/// Which network interfaces a participant uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Network {
+    /// Every interface: nodes on other hosts can join (multicast discovery).
+    #[default]
+    All,
+    /// Loopback only: every node is on this host. rustdds sizes datagrams by the smallest MTU
+    /// among a peer's advertised addresses, so advertising only loopback (MTU 64 KiB) instead of
+    /// a 1500-byte Ethernet address moves large payloads about 5x faster.
+    Localhost,
+    /// These interface addresses only.
+    Only(Vec<IpAddr>),
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    /// `all`, `localhost` (or `lo`), or a comma-separated list of interface IP addresses.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "" | "all" => Ok(Network::All),
+            "localhost" | "lo" | "loopback" => Ok(Network::Localhost),
+            list => list
+                .split(',')
+                .map(|a| {
+                    a.trim().parse::<IpAddr>().map_err(|_| {
+                        format!("{a:?} is not an IP address (expected all, localhost, or IPs)")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Network::Only),
+        }
+    }
+}
+
+/// A DDS operation that failed, naming what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum DdsError {
+    #[error("domain {0} is out of range (0..={MAX_DOMAIN})")]
+    Domain(u16),
+    #[error("cannot create DDS {what}: {reason}")]
+    Create { what: String, reason: String },
+    #[error("cannot write to {topic}: {reason}")]
+    Write { topic: String, reason: String },
+}
+
+/// Identity of a remote DDS participant (its GUID prefix), to tie DDS events to nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ParticipantKey([u8; 12]);
+
+impl ParticipantKey {
+    fn from_prefix(prefix: impl AsRef<[u8]>) -> Self {
+        let mut k = [0u8; 12];
+        let src = prefix.as_ref();
+        let n = src.len().min(12);
+        k[..n].copy_from_slice(&src[..n]);
+        Self(k)
+    }
+
+    pub fn of_writer(guid: rustdds::GUID) -> Self {
+        Self::from_prefix(guid.prefix)
+    }
+}
+
+/// One DDS participant with a publisher and subscriber, creating typed endpoints on demand.
+pub struct Participant {
+    dp: DomainParticipant,
+    publisher: Publisher,
+    subscriber: Subscriber,
+    topics: Mutex<HashMap<String, Topic>>,
+}
+
+impl Participant {
+    pub fn new(domain: u16, network: &Network) -> Result<Self, DdsError> {
+        if domain > MAX_DOMAIN {
+            return Err(DdsError::Domain(domain));
+        }
+        let builder = DomainParticipantBuilder::new(domain);
+        let builder = match network {
+            Network::All => builder,
+            Network::Localhost => builder.with_only_networks([IpAddr::V4(Ipv4Addr::LOCALHOST)]),
+            Network::Only(addrs) => builder.with_only_networks(addrs.clone()),
+        };
+        let create = |what: &str, e: &dyn std::fmt::Display| DdsError::Create {
+            what: what.into(),
+            reason: e.to_string(),
+        };
+        let dp = builder
+            .build()
+            .map_err(|e| create(&format!("participant on domain {domain}"), &e))?;
+        let qos = Profile::JobControl.writer_qos();
+        let publisher = dp
+            .create_publisher(&qos)
+            .map_err(|e| create("publisher", &e))?;
+        let subscriber = dp
+            .create_subscriber(&Profile::JobControl.reader_qos())
+            .map_err(|e| create("subscriber", &e))?;
+        Ok(Self {
+            dp,
+            publisher,
+            subscriber,
+            topics: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn domain(&self) -> u16 {
+        self.dp.domain_id()
+    }
+
+    /// Our own participant key (to ignore our own samples on shared topics).
+    pub fn key(&self) -> ParticipantKey {
+        ParticipantKey::from_prefix(self.dp.guid().prefix)
+    }
+
+    fn topic(&self, name: &str, type_name: &str, profile: Profile) -> Result<Topic, DdsError> {
+        let mut topics = self.topics.lock().expect("topic map lock");
+        if let Some(t) = topics.get(name) {
+            return Ok(t.clone());
+        }
+        let t = self
+            .dp
+            .create_topic(
+                name.to_owned(),
+                type_name.to_owned(),
+                &profile.reader_qos(),
+                TopicKind::NoKey,
+            )
+            .map_err(|e| DdsError::Create {
+                what: format!("topic {name}"),
+                reason: e.to_string(),
+            })?;
+        topics.insert(name.to_owned(), t.clone());
+        Ok(t)
+    }
+
+    /// A writer of `T` on `topic`.
+    pub fn writer<T: WireType>(
+        &self,
+        topic: &str,
+        profile: Profile,
+    ) -> Result<Writer<T>, DdsError> {
+        let raw = self.raw_writer(topic, T::TYPE_NAME, profile)?;
+        Ok(Writer {
+            raw,
+            _type: PhantomData,
+        })
+    }
+
+    /// A writer of arbitrary bodies under any type name (tests use it to send garbage).
+    pub fn raw_writer(
+        &self,
+        topic: &str,
+        type_name: &str,
+        profile: Profile,
+    ) -> Result<RawWriter, DdsError> {
+        let t = self.topic(topic, type_name, profile)?;
+        let inner = self
+            .publisher
+            .create_datawriter_no_key::<RawSample, RawAdapter>(&t, Some(profile.writer_qos()))
+            .map_err(|e| DdsError::Create {
+                what: format!("writer on {topic}"),
+                reason: e.to_string(),
+            })?;
+        Ok(RawWriter {
+            inner,
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// A reader of `T` on `topic`.
+    pub fn reader<T: WireType>(
+        &self,
+        topic: &str,
+        profile: Profile,
+    ) -> Result<Reader<T>, DdsError> {
+        let t = self.topic(topic, T::TYPE_NAME, profile)?;
+        let inner = self
+            .subscriber
+            .create_datareader_no_key::<RawSample, RawAdapter>(&t, Some(profile.reader_qos()))
+            .map_err(|e| DdsError::Create {
+                what: format!("reader on {topic}"),
+                reason: e.to_string(),
+            })?;
+        Ok(Reader {
+            inner,
+            topic: topic.to_owned(),
+            _type: PhantomData,
+        })
+    }
+
+    /// Remote participants as they are lost (lease expired or disposed).
+    pub fn lost_participants(&self) -> impl Stream<Item = ParticipantKey> + Send + 'static {
+        let listener = self.dp.status_listener();
+        futures::stream::unfold(listener, |listener| async move {
+            loop {
+                let event = listener.as_async_status_stream().next().await?;
+                if let DomainParticipantStatusEvent::ParticipantLost { id, .. } = event {
+                    return Some((ParticipantKey::from_prefix(id), listener));
+                }
+            }
+        })
+    }
+}
+
+/// Writes raw bodies on one topic.
+pub struct RawWriter {
+    inner: DataWriter<RawSample, RawAdapter>,
+    topic: String,
+}
+
+impl RawWriter {
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Writes one sample whose body is already encoded (little endian).
+    pub async fn write_body(&self, body: Bytes) -> Result<(), DdsError> {
+        let sample = RawSample {
+            body,
+            order: crate::wire::ByteOrder::Little,
+        };
+        self.inner
+            .async_write(sample, None)
+            .await
+            .map_err(|e| DdsError::Write {
+                topic: self.topic.clone(),
+                reason: format!("{e:?}"),
+            })
+    }
+}
+
+/// Writes `T` on one topic.
+pub struct Writer<T> {
+    raw: RawWriter,
+    _type: PhantomData<fn(T)>,
+}
+
+impl<T: WireType> Writer<T> {
+    pub fn topic(&self) -> &str {
+        self.raw.topic()
+    }
+
+    pub async fn write(&self, msg: &T) -> Result<(), DdsError> {
+        self.raw.write_body(Bytes::from(msg.encode())).await
+    }
+
+    /// Writes a body that is already an encoded `T` (see `Chunk::encode_parts`).
+    pub async fn write_encoded(&self, body: Bytes) -> Result<(), DdsError> {
+        self.raw.write_body(body).await
+    }
+}
+
+/// A decoded sample, or why it could not be decoded, with the participant that wrote it.
+pub struct Received<T> {
+    pub from: ParticipantKey,
+    pub value: Result<T, WireError>,
+}
+
+/// Reads `T` from one topic.
+pub struct Reader<T> {
+    inner: DataReader<RawSample, RawAdapter>,
+    topic: String,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: WireType + 'static> Reader<T> {
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Every sample as it arrives, decoded. Ends when the participant goes away.
+    pub fn into_stream(self) -> impl Stream<Item = Received<T>> + Send + 'static {
+        self.inner.async_sample_stream().filter_map(|r| async move {
+            let sample = r.ok()?;
+            let from = ParticipantKey::of_writer(sample.sample_info().writer_guid());
+            let raw = sample.into_value();
+            Some(Received {
+                from,
+                value: T::decode(&raw.body, raw.order),
+            })
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! Computing nodes: take jobs, compute, answer.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::{start_engine, HelperThread, STOP_TIMEOUT};
+use crate::config::NodeConfig;
+use crate::error::{BoxError, Error};
+use crate::protocol::server::{self, Job, JobContext, ServerCommand, ServerShared, WorkItem};
+use crate::runtime::NodeThread;
+use crate::wire::{AmlipId, NodeKind, TaskId};
+
+/// Computes a solution from a job. A closure `Fn(&Job, &JobContext) -> Result<Bytes, BoxError>`
+/// is a replier. An `Err` (or a panic) is sent back as an error solution and the node keeps
+/// serving.
+pub trait JobReplier: Send + Sync + 'static {
+    fn process_job(&self, job: &Job, ctx: &JobContext) -> Result<Bytes, BoxError>;
+}
+
+impl<F> JobReplier for F
+where
+    F: Fn(&Job, &JobContext) -> Result<Bytes, BoxError> + Send + Sync + 'static,
+{
+    fn process_job(&self, job: &Job, ctx: &JobContext) -> Result<Bytes, BoxError> {
+        self(job, ctx)
+    }
+}
+
+/// What `ComputingNode::process_job` served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedJob {
+    pub task_id: TaskId,
+    pub client_id: AmlipId,
+    /// The error sent back instead of a solution, if the job failed.
+    pub error: Option<String>,
+}
+
+struct ServerHandle {
+    id: AmlipId,
+    domain: u16,
+    thread: NodeThread,
+    commands: mpsc::UnboundedSender<ServerCommand>,
+    shared: Arc<ServerShared>,
+}
+
+impl ServerHandle {
+    fn start(
+        cfg: NodeConfig,
+        capacity: Option<usize>,
+    ) -> Result<(Self, std_mpsc::Receiver<WorkItem>), Error> {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (work_tx, work_rx) = std_mpsc::channel();
+        let shared = Arc::new(ServerShared::default());
+        let engine_shared = shared.clone();
+        let domain = cfg.domain;
+        let (id, thread) = start_engine(
+            NodeKind::Computing,
+            cfg,
+            "amlip-computing",
+            move |core, ready, sd| {
+                server::run(core, engine_shared, work_tx, rx, capacity, ready, sd)
+            },
+        )?;
+        tracing::info!(%id, domain, "computing node started");
+        Ok((
+            Self {
+                id,
+                domain,
+                thread,
+                commands,
+                shared,
+            },
+            work_rx,
+        ))
+    }
+}
+
+/// Runs one job through `f`, turning errors and panics into the error text sent back.
+fn run_job<F>(job: &Job, f: F) -> Result<Bytes, String>
+where
+    F: FnOnce(&Job) -> Result<Bytes, BoxError>,
+{
+    match catch_unwind(AssertUnwindSafe(|| f(job))) {
+        Ok(Ok(solution)) => Ok(solution),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(format!("the job's code panicked: {what}"))
+        }
+    }
+}
+
+fn finished(job: &Job, result: Result<Bytes, String>) -> ServerCommand {
+    ServerCommand::Finished {
+        client_id: job.client_id.clone(),
+        task_id: job.task_id,
+        result,
+    }
+}
+
+/// A computing node with a blocking API: each `process_job` call serves one job.
+pub struct ComputingNode {
+    handle: ServerHandle,
+    work: Mutex<std_mpsc::Receiver<WorkItem>>,
+}
+
+impl ComputingNode {
+    pub fn new(name: &str) -> Result<Self, Error> {
+        Self::with_config(NodeConfig::from_env(name)?)
+    }
+
+    pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
+        let (handle, work) = ServerHandle::start(cfg, Some(0))?;
+        Ok(Self {
+            handle,
+            work: Mutex::new(work),
+        })
+    }
+
+    pub fn id(&self) -> &AmlipId {
+        &self.handle.id
+    }
+
+    pub fn domain(&self) -> u16 {
+        self.handle.domain
+    }
+
+    /// Waits up to `timeout` for one job, computes its solution with `f` on this thread, and
+    /// sends it back (an `Err` or panic of `f` is sent as an error solution).
+    pub fn process_job<F>(&self, f: F, timeout: Duration) -> Result<ServedJob, Error>
+    where
+        F: FnOnce(&Job) -> Result<Bytes, BoxError>,
+    {
+        let work = self.work.lock().map_err(|_| Error::Stopped)?;
+        self.handle
+            .commands
+            .send(ServerCommand::Accept(1))
+            .map_err(|_| Error::Stopped)?;
+        let item = match work.recv_timeout(timeout) {
+            Ok(item) => item,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                let _ = self.handle.commands.send(ServerCommand::Withdraw(1));
+                return Err(Error::NoJob(timeout));
+            }
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return Err(Error::Stopped),
+        };
+        let result = run_job(&item.job, f);
+        let served = ServedJob {
+            task_id: item.job.task_id,
+            client_id: item.job.client_id.clone(),
+            error: result.as_ref().err().cloned(),
+        };
+        self.handle
+            .commands
+            .send(finished(&item.job, result))
+            .map_err(|_| Error::Stopped)?;
+        Ok(served)
+    }
+
+    pub fn jobs_served(&self) -> u64 {
+        self.handle
+            .shared
+            .jobs_served
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A computing node that serves jobs in the background with a [`JobReplier`] until stopped.
+pub struct AsyncComputingNode {
+    handle: ServerHandle,
+    work: Option<std_mpsc::Receiver<WorkItem>>,
+    worker: Option<HelperThread>,
+}
+
+impl AsyncComputingNode {
+    pub fn new(name: &str) -> Result<Self, Error> {
+        Self::with_config(NodeConfig::from_env(name)?)
+    }
+
+    pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
+        let (handle, work) = ServerHandle::start(cfg, Some(0))?;
+        Ok(Self {
+            handle,
+            work: Some(work),
+            worker: None,
+        })
+    }
+
+    pub fn id(&self) -> &AmlipId {
+        &self.handle.id
+    }
+
+    pub fn domain(&self) -> u16 {
+        self.handle.domain
+    }
+
+    /// Starts serving jobs with `replier` on a worker thread; returns at once.
+    /// Calling it again after `stop` resumes serving (with the first replier).
+    pub fn run(&mut self, replier: impl JobReplier) -> Result<(), Error> {
+        if let Some(work) = self.work.take() {
+            let commands = self.handle.commands.clone();
+            self.worker = Some(HelperThread::spawn("amlip-worker", move || {
+                for item in work {
+                    let result = run_job(&item.job, |job| replier.process_job(job, &item.ctx));
+                    if commands.send(finished(&item.job, result)).is_err() {
+                        break;
+                    }
+                }
+            })?);
+        }
+        self.handle
+            .commands
+            .send(ServerCommand::AcceptForever)
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// Stops taking new jobs (a job in progress still finishes and is answered).
+    pub fn stop(&mut self) {
+        let _ = self.handle.commands.send(ServerCommand::StopAccepting);
+    }
+
+    pub fn jobs_served(&self) -> u64 {
+        self.handle
+            .shared
+            .jobs_served
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn jobs_failed(&self) -> u64 {
+        self.handle
+            .shared
+            .jobs_failed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for AsyncComputingNode {
+    fn drop(&mut self) {
+        self.handle.thread.stop(STOP_TIMEOUT);
+        if let Some(w) = self.worker.as_mut() {
+            w.join(STOP_TIMEOUT);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Status nodes: watch every node's status on the domain.
+
+use futures::stream::{select_all, StreamExt};
+
+use super::{start_engine, STOP_TIMEOUT};
+use crate::config::NodeConfig;
+use crate::error::Error;
+use crate::protocol::core::{Inbound, Role};
+use crate::runtime::NodeThread;
+use crate::wire::{AmlipId, NodeKind, NodeState, Status};
+
+/// A node that calls a closure for each status sample published on the domain (its own
+/// included), as AML-IP's StatusNode does.
+pub struct StatusNode {
+    cfg: NodeConfig,
+    thread: Option<NodeThread>,
+    id: Option<AmlipId>,
+}
+
+impl StatusNode {
+    pub fn new(name: &str) -> Result<Self, Error> {
+        Self::with_config(NodeConfig::from_env(name)?)
+    }
+
+    pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
+        Ok(Self {
+            cfg,
+            thread: None,
+            id: None,
+        })
+    }
+
+    /// The node's id once it runs.
+    pub fn id(&self) -> Option<&AmlipId> {
+        self.id.as_ref()
+    }
+
+    /// Starts calling `callback` for every status sample, on the node's thread. Replaces a
+    /// previous callback.
+    pub fn process_status_async(
+        &mut self,
+        callback: impl Fn(Status) + Send + 'static,
+    ) -> Result<(), Error> {
+        self.stop();
+        let (id, thread) = start_engine(
+            NodeKind::Status,
+            self.cfg.clone(),
+            "amlip-status",
+            move |core, ready, mut shutdown| async move {
+                let streams = match core.inbound(Role::Monitor) {
+                    Ok(s) => {
+                        let _ = ready.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                core.publish_status(NodeState::Running).await;
+                let mut inbound = select_all(streams);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.wait() => break,
+                        Some(ev) = inbound.next() => {
+                            if let Inbound::Status(s) = ev {
+                                callback(s);
+                            }
+                        }
+                    }
+                }
+                core.publish_status(NodeState::Dropped).await;
+            },
+        )?;
+        self.id = Some(id);
+        self.thread = Some(thread);
+        Ok(())
+    }
+
+    /// Stops calling back and leaves the domain.
+    pub fn stop(&mut self) {
+        if let Some(mut t) = self.thread.take() {
+            t.stop(STOP_TIMEOUT);
+        }
+    }
+}
+
+impl Drop for StatusNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,243 @@
+//! What a node knows of the other nodes: whether they speak amlip's extensions, whether they are
+//! alive, and which jobs they say they hold.
+//!
+//! A peer counts as gone when its DDS participant is lost, when it published status `dropped`,
+//! or (for amlip peers, which heartbeat) when its last heartbeat is older than the liveness
+//! timeout. Hearing from it again clears that: a partitioned node that comes back is alive.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::dds::ParticipantKey;
+use crate::wire::ext::NodeInfo;
+use crate::wire::{AmlipId, NodeKind, NodeState, Status, TaskId};
+
+/// Why a peer is considered gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneReason {
+    ParticipantLost,
+    StatusDropped,
+    HeartbeatTimeout,
+}
+
+impl std::fmt::Display for GoneReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GoneReason::ParticipantLost => "its DDS participant was lost",
+            GoneReason::StatusDropped => "it published status dropped",
+            GoneReason::HeartbeatTimeout => "its heartbeats stopped",
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Peer {
+    participant: Option<ParticipantKey>,
+    info: Option<NodeInfo>,
+    info_at: Option<Instant>,
+    kind: Option<NodeKind>,
+    dropped: bool,
+    lost: bool,
+}
+
+/// The peers one node has heard of.
+#[derive(Debug)]
+pub struct PeerTable {
+    me: AmlipId,
+    peers: HashMap<AmlipId, Peer>,
+    liveness_timeout: Duration,
+}
+
+impl PeerTable {
+    pub fn new(me: AmlipId, liveness_timeout: Duration) -> Self {
+        Self {
+            me,
+            peers: HashMap::new(),
+            liveness_timeout,
+        }
+    }
+
+    fn entry(&mut self, id: &AmlipId) -> &mut Peer {
+        self.peers.entry(id.clone()).or_insert(Peer {
+            participant: None,
+            info: None,
+            info_at: None,
+            kind: None,
+            dropped: false,
+            lost: false,
+        })
+    }
+
+    /// Any sample from `id` written by participant `from`: it is there.
+    pub fn heard(&mut self, id: &AmlipId, from: ParticipantKey) {
+        if *id == self.me {
+            return;
+        }
+        let p = self.entry(id);
+        p.participant = Some(from);
+        p.lost = false;
+    }
+
+    /// A heartbeat. Returns true the first time this peer announces itself.
+    pub fn on_info(&mut self, info: NodeInfo, from: ParticipantKey, now: Instant) -> bool {
+        if info.id == self.me {
+            return false;
+        }
+        let id = info.id.clone();
+        self.heard(&id, from);
+        let p = self.entry(&id);
+        let first = p.info.is_none();
+        p.kind = Some(info.kind);
+        p.dropped = info.state == NodeState::Dropped;
+        p.info = Some(info);
+        p.info_at = Some(now);
+        first
+    }
+
+    pub fn on_status(&mut self, status: &Status, from: ParticipantKey) {
+        if status.id == self.me {
+            return;
+        }
+        self.heard(&status.id, from);
+        let p = self.entry(&status.id);
+        p.kind = Some(status.node_kind);
+        p.dropped = status.state == NodeState::Dropped;
+    }
+
+    /// A DDS participant was lost: every node it hosted is gone. Returns those nodes.
+    pub fn on_participant_lost(&mut self, key: ParticipantKey) -> Vec<AmlipId> {
+        let mut ids = Vec::new();
+        for (id, p) in &mut self.peers {
+            if p.participant == Some(key) {
+                p.lost = true;
+                ids.push(id.clone());
+            }
+        }
+        ids
+    }
+
+    /// The peer's latest heartbeat, if it is an amlip node.
+    pub fn info(&self, id: &AmlipId) -> Option<&NodeInfo> {
+        self.peers.get(id).and_then(|p| p.info.as_ref())
+    }
+
+    /// Whether large payloads to `id` may go as a chunk stream.
+    pub fn supports_stream(&self, id: &AmlipId) -> bool {
+        self.info(id).is_some_and(NodeInfo::supports_stream)
+    }
+
+    /// Why `id` is gone, if it is.
+    pub fn gone(&self, id: &AmlipId, now: Instant) -> Option<GoneReason> {
+        let p = self.peers.get(id)?;
+        if p.lost {
+            Some(GoneReason::ParticipantLost)
+        } else if p.dropped {
+            Some(GoneReason::StatusDropped)
+        } else if p
+            .info_at
+            .is_some_and(|at| now.duration_since(at) > self.liveness_timeout)
+        {
+            Some(GoneReason::HeartbeatTimeout)
+        } else {
+            None
+        }
+    }
+
+    /// For an amlip peer with a heartbeat newer than `since`: whether it lists (client, task).
+    /// `None` when we cannot tell (not an amlip peer, or no heartbeat since then).
+    pub fn holds(
+        &self,
+        id: &AmlipId,
+        client: &AmlipId,
+        task: TaskId,
+        since: Instant,
+    ) -> Option<bool> {
+        let p = self.peers.get(id)?;
+        let at = p.info_at?;
+        if at <= since {
+            return None;
+        }
+        let info = p.info.as_ref()?;
+        Some(
+            info.jobs
+                .iter()
+                .any(|j| j.client_id == *client && j.task_id == task),
+        )
+    }
+
+    /// Peers of `kind` that are not gone.
+    pub fn alive_of_kind(&self, kind: NodeKind, now: Instant) -> Vec<AmlipId> {
+        let mut v: Vec<AmlipId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.kind == Some(kind))
+            .map(|(id, _)| id.clone())
+            .filter(|id| self.gone(id, now).is_none())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ext::{EXTENSION_VERSION, FEATURE_STREAM};
+
+    fn id(n: &str) -> AmlipId {
+        AmlipId::from_parts(n, [0, 0, 0, 1]).unwrap()
+    }
+
+    fn info(n: &str) -> NodeInfo {
+        NodeInfo {
+            id: id(n),
+            version: EXTENSION_VERSION,
+            kind: NodeKind::Computing,
+            state: NodeState::Running,
+            features: FEATURE_STREAM,
+            chunk_size: 60_000,
+            window: 1 << 20,
+            heartbeat_ms: 500,
+            jobs: vec![],
+        }
+    }
+
+    #[test]
+    fn heartbeat_timeout_and_recovery() {
+        let mut t = PeerTable::new(id("me"), Duration::from_secs(5));
+        let k = ParticipantKey::of_writer(rustdds::GUID::GUID_UNKNOWN);
+        let t0 = Instant::now();
+        assert!(t.on_info(info("c"), k, t0));
+        assert!(t.supports_stream(&id("c")));
+        assert_eq!(t.gone(&id("c"), t0 + Duration::from_secs(1)), None);
+        assert_eq!(
+            t.gone(&id("c"), t0 + Duration::from_secs(6)),
+            Some(GoneReason::HeartbeatTimeout)
+        );
+        assert!(!t.on_info(info("c"), k, t0 + Duration::from_secs(7)));
+        assert_eq!(t.gone(&id("c"), t0 + Duration::from_secs(8)), None);
+    }
+
+    #[test]
+    fn participant_loss_marks_its_nodes() {
+        let mut t = PeerTable::new(id("me"), Duration::from_secs(5));
+        let k = ParticipantKey::of_writer(rustdds::GUID::GUID_UNKNOWN);
+        t.heard(&id("c"), k);
+        assert_eq!(t.on_participant_lost(k), vec![id("c")]);
+        assert_eq!(
+            t.gone(&id("c"), Instant::now()),
+            Some(GoneReason::ParticipantLost)
+        );
+        t.heard(&id("c"), k);
+        assert_eq!(t.gone(&id("c"), Instant::now()), None);
+    }
+
+    #[test]
+    fn plain_aml_ip_peers_never_stream() {
+        let mut t = PeerTable::new(id("me"), Duration::from_secs(5));
+        let k = ParticipantKey::of_writer(rustdds::GUID::GUID_UNKNOWN);
+        t.heard(&id("c"), k);
+        assert!(!t.supports_stream(&id("c")));
+        assert_eq!(t.holds(&id("c"), &id("me"), 0, Instant::now()), None);
+    }
+}

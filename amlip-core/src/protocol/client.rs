@@ -1,0 +1,632 @@
+//! The main's side of the job protocol.
+//!
+//! For each job: publish `ms_request{me, t}`; take the first `ms_reference` reply for `t`;
+//! broadcast it as the target; send the data to the chosen node; the first solution wins.
+//! Beyond AML-IP: many jobs are in flight at once (one request each, so every idle computing
+//! node can take one); an assigned job whose holder is gone (participant lost, status dropped,
+//! heartbeats stopped, or no longer listing the job) or that passed its deadline is re-sent under
+//! a new task id; solutions after the first are dropped and counted; a request that is no longer
+//! wanted is closed with a target naming the main itself, so computing nodes stop waiting on it.
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{select_all, StreamExt};
+use tokio::sync::mpsc;
+
+use super::core::{parse_error_payload, Inbound, NodeCore, Role};
+use crate::dds::{topics, Profile, Writer};
+use crate::error::JobError;
+use crate::runtime::Shutdown;
+use crate::transfer::{Envelope, TransferError};
+use crate::wire::ext::{ChunkKind, JobPhase};
+use crate::wire::{AmlipId, MsReference, MsRequest, NodeKind, NodeState, TaskId};
+
+/// A job's solution, with the job's task id and the computing node that solved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Solution {
+    pub data: Bytes,
+    /// The id returned when the job was submitted (its first task id).
+    pub task_id: TaskId,
+    pub server_id: AmlipId,
+}
+
+/// Counters a main keeps, for progress displays and tests.
+#[derive(Debug, Clone, Default)]
+pub struct ClientStats {
+    pub submitted: u64,
+    pub solved: u64,
+    pub failed: u64,
+    /// Jobs re-sent because their holder was gone or their deadline passed.
+    pub resent: u64,
+    /// Solutions dropped because their job was already solved.
+    pub duplicates_dropped: u64,
+    /// Jobs waiting for a computing node to answer.
+    pub waiting: usize,
+    /// Jobs held by computing nodes: (job id, holder, phase, done, total).
+    pub running: Vec<RunningJob>,
+    /// Computing nodes known to be alive (amlip nodes by heartbeat, others by status).
+    pub computing_nodes: Vec<AmlipId>,
+}
+
+/// A job a computing node holds, as the main sees it.
+#[derive(Debug, Clone)]
+pub struct RunningJob {
+    pub task_id: TaskId,
+    pub server_id: AmlipId,
+    pub phase: Option<JobPhase>,
+    pub done: u32,
+    pub total: u32,
+    pub since: Instant,
+}
+
+/// How a job's outcome reaches its submitter.
+pub enum Responder {
+    Once(std_mpsc::SyncSender<Result<Solution, JobError>>),
+    Listener(std_mpsc::Sender<Result<Solution, JobError>>),
+}
+
+impl Responder {
+    fn respond(self, outcome: Result<Solution, JobError>) {
+        let _ = match self {
+            Responder::Once(tx) => tx.try_send(outcome).map_err(drop),
+            Responder::Listener(tx) => tx.send(outcome).map_err(drop),
+        };
+    }
+}
+
+pub enum ClientCommand {
+    Submit {
+        job_id: TaskId,
+        data: Bytes,
+        timeout: Option<Duration>,
+        respond: Responder,
+    },
+    Cancel(TaskId),
+}
+
+/// State shared between the engine thread and the node handle.
+#[derive(Default)]
+pub struct ClientShared {
+    pub next_task: AtomicU32,
+    pub stats: Mutex<ClientStats>,
+}
+
+impl ClientShared {
+    pub fn allocate_task(&self) -> TaskId {
+        self.next_task.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+struct Job {
+    data: Bytes,
+    deadline: Option<(Instant, Duration)>,
+    respond: Responder,
+    current: Option<TaskId>,
+}
+
+#[derive(Debug)]
+enum AttemptState {
+    Requested,
+    Assigned {
+        server: AmlipId,
+        missing_since: Option<Instant>,
+    },
+    /// Re-sent elsewhere; a solution from it is still accepted if it comes first.
+    Superseded,
+    Closed,
+}
+
+struct Attempt {
+    job: TaskId,
+    state: AttemptState,
+    since: Instant,
+}
+
+enum Internal {
+    SendFailed {
+        task: TaskId,
+        server: AmlipId,
+        error: TransferError,
+    },
+}
+
+struct ClientEngine {
+    core: Rc<NodeCore>,
+    shared: Arc<ClientShared>,
+    requests: Writer<MsRequest>,
+    targets: Writer<MsReference>,
+    jobs: HashMap<TaskId, Job>,
+    attempts: HashMap<TaskId, Attempt>,
+    queue: VecDeque<TaskId>,
+    open_requests: usize,
+    internal: mpsc::UnboundedSender<Internal>,
+    last_waiting_warning: Option<Instant>,
+}
+
+/// Runs a main's engine until `shutdown`.
+pub async fn run(
+    core: Rc<NodeCore>,
+    shared: Arc<ClientShared>,
+    mut commands: mpsc::UnboundedReceiver<ClientCommand>,
+    ready: std_mpsc::Sender<Result<(), crate::dds::DdsError>>,
+    mut shutdown: Shutdown,
+) {
+    let start = async {
+        let requests = core
+            .participant
+            .writer::<MsRequest>(topics::JOB_REQUEST_AVAILABILITY, Profile::JobControl)?;
+        let targets = core
+            .participant
+            .writer::<MsReference>(topics::JOB_TASK_TARGET, Profile::JobControl)?;
+        let inbound = core.inbound(Role::Client)?;
+        Ok::<_, crate::dds::DdsError>((requests, targets, inbound))
+    };
+    let (requests, targets, inbound) = match start.await {
+        Ok(v) => {
+            let _ = ready.send(Ok(()));
+            v
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut inbound = select_all(inbound);
+    let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let mut engine = ClientEngine {
+        core: core.clone(),
+        shared,
+        requests,
+        targets,
+        jobs: HashMap::new(),
+        attempts: HashMap::new(),
+        queue: VecDeque::new(),
+        open_requests: 0,
+        internal,
+        last_waiting_warning: None,
+    };
+    core.publish_status(NodeState::Running).await;
+    core.publish_info(NodeState::Running, vec![]).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut heartbeat = tokio::time::interval(core.cfg.heartbeat);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            Some(cmd) = commands.recv() => engine.on_command(cmd).await,
+            Some(ev) = inbound.next() => engine.on_inbound(ev).await,
+            Some(ev) = internal_rx.recv() => engine.on_internal(ev).await,
+            _ = tick.tick() => engine.on_tick().await,
+            _ = heartbeat.tick() => core.publish_info(NodeState::Running, vec![]).await,
+        }
+    }
+    for (id, job) in engine.jobs.drain() {
+        job.respond.respond(Err(JobError::Stopped { task_id: id }));
+    }
+    core.publish_status(NodeState::Dropped).await;
+    core.publish_info(NodeState::Dropped, vec![]).await;
+}
+
+impl ClientEngine {
+    async fn on_command(&mut self, cmd: ClientCommand) {
+        match cmd {
+            ClientCommand::Submit {
+                job_id,
+                data,
+                timeout,
+                respond,
+            } => {
+                let now = Instant::now();
+                self.jobs.insert(
+                    job_id,
+                    Job {
+                        data,
+                        deadline: timeout.map(|t| (now + t, t)),
+                        respond,
+                        current: None,
+                    },
+                );
+                self.shared.stats.lock().expect("stats").submitted += 1;
+                self.queue.push_back(job_id);
+                self.fill_requests().await;
+            }
+            ClientCommand::Cancel(job_id) => {
+                if let Some(job) = self.jobs.remove(&job_id) {
+                    self.close_attempts_of(job_id).await;
+                    job.respond
+                        .respond(Err(JobError::Stopped { task_id: job_id }));
+                }
+            }
+        }
+    }
+
+    /// Publishes requests for queued jobs while fewer than the limit are open.
+    async fn fill_requests(&mut self) {
+        while self.open_requests < self.core.cfg.max_open_requests {
+            let Some(job_id) = self.queue.pop_front() else {
+                break;
+            };
+            if self.jobs.contains_key(&job_id) {
+                self.request(job_id, Some(job_id)).await;
+            }
+        }
+    }
+
+    /// Opens a request for `job_id` under `task` (or a fresh task id).
+    async fn request(&mut self, job_id: TaskId, task: Option<TaskId>) {
+        let task = task.unwrap_or_else(|| self.shared.allocate_task());
+        let now = Instant::now();
+        self.attempts.insert(
+            task,
+            Attempt {
+                job: job_id,
+                state: AttemptState::Requested,
+                since: now,
+            },
+        );
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            job.current = Some(task);
+        }
+        self.open_requests += 1;
+        let req = MsRequest {
+            client_id: self.core.id.clone(),
+            task_id: task,
+        };
+        if let Err(e) = self.requests.write(&req).await {
+            tracing::error!(task, "cannot publish availability request: {e}");
+        }
+    }
+
+    async fn on_inbound(&mut self, ev: Inbound) {
+        match ev {
+            Inbound::Reply(r) => self.on_reply(r).await,
+            Inbound::Payload(env) if env.kind == ChunkKind::Solution => self.on_solution(env).await,
+            Inbound::NewPeer(info) if info.kind == NodeKind::Computing => {
+                tracing::info!(node = %info.id, "computing node joined");
+            }
+            Inbound::PeersLost(ids) => {
+                for id in ids {
+                    tracing::info!(node = %id, "participant lost");
+                }
+                self.check_holders().await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_reply(&mut self, r: MsReference) {
+        if r.client_id != self.core.id {
+            tracing::debug!(client = %r.client_id, "reply for another main on our topic; ignored");
+            return;
+        }
+        let Some(attempt) = self.attempts.get_mut(&r.task_id) else {
+            tracing::debug!(task = r.task_id, "reply for an unknown task; ignored");
+            return;
+        };
+        if !matches!(attempt.state, AttemptState::Requested) {
+            return; // already taken by an earlier reply: the target tells the others
+        }
+        let job_id = attempt.job;
+        let Some(job) = self.jobs.get(&job_id) else {
+            return;
+        };
+        attempt.state = AttemptState::Assigned {
+            server: r.server_id.clone(),
+            missing_since: None,
+        };
+        attempt.since = Instant::now();
+        self.open_requests = self.open_requests.saturating_sub(1);
+        tracing::debug!(job = job_id, task = r.task_id, server = %r.server_id, "job assigned");
+        if let Err(e) = self.targets.write(&r).await {
+            tracing::error!(task = r.task_id, "cannot publish target: {e}");
+        }
+        let env = Envelope {
+            kind: ChunkKind::Job,
+            client_id: self.core.id.clone(),
+            task_id: r.task_id,
+            server_id: r.server_id.clone(),
+            data: job.data.clone(),
+        };
+        let core = self.core.clone();
+        let internal = self.internal.clone();
+        let server = r.server_id;
+        tokio::task::spawn_local(async move {
+            let task = env.task_id;
+            if let Err(error) = core.send_payload(&server, env).await {
+                let _ = internal.send(Internal::SendFailed {
+                    task,
+                    server,
+                    error,
+                });
+            }
+        });
+        self.fill_requests().await;
+    }
+
+    async fn on_solution(&mut self, env: Envelope) {
+        if env.client_id != self.core.id {
+            return;
+        }
+        let job_id = match self.attempts.get(&env.task_id) {
+            Some(a) => a.job,
+            None => {
+                self.shared.stats.lock().expect("stats").duplicates_dropped += 1;
+                return;
+            }
+        };
+        let Some(job) = self.jobs.remove(&job_id) else {
+            tracing::debug!(task = env.task_id, server = %env.server_id, "late duplicate solution dropped");
+            self.shared.stats.lock().expect("stats").duplicates_dropped += 1;
+            return;
+        };
+        if let Some(a) = self.attempts.get_mut(&env.task_id) {
+            a.state = AttemptState::Closed;
+            a.since = Instant::now();
+        }
+        self.close_attempts_of(job_id).await;
+        let outcome = match parse_error_payload(&env.data) {
+            Some(message) => Err(JobError::Failed {
+                task_id: job_id,
+                server_id: env.server_id,
+                message,
+            }),
+            None => Ok(Solution {
+                data: env.data,
+                task_id: job_id,
+                server_id: env.server_id,
+            }),
+        };
+        {
+            let mut stats = self.shared.stats.lock().expect("stats");
+            match outcome {
+                Ok(_) => stats.solved += 1,
+                Err(_) => stats.failed += 1,
+            }
+        }
+        job.respond.respond(outcome);
+        self.fill_requests().await;
+    }
+
+    /// Closes every open attempt of a finished job. Requests nobody took get a closing target
+    /// naming the main itself, so that computing nodes that answered stop waiting for it.
+    async fn close_attempts_of(&mut self, job_id: TaskId) {
+        let now = Instant::now();
+        let mut to_close = Vec::new();
+        for (task, a) in self.attempts.iter_mut() {
+            if a.job != job_id || matches!(a.state, AttemptState::Closed) {
+                continue;
+            }
+            if matches!(a.state, AttemptState::Requested) {
+                to_close.push(*task);
+                self.open_requests = self.open_requests.saturating_sub(1);
+            }
+            a.state = AttemptState::Closed;
+            a.since = now;
+        }
+        for task in to_close {
+            let close = MsReference {
+                client_id: self.core.id.clone(),
+                task_id: task,
+                server_id: self.core.id.clone(),
+            };
+            if let Err(e) = self.targets.write(&close).await {
+                tracing::warn!(task, "cannot close request: {e}");
+            }
+        }
+    }
+
+    async fn on_internal(&mut self, ev: Internal) {
+        match ev {
+            Internal::SendFailed {
+                task,
+                server,
+                error,
+            } => {
+                let assigned_here = self.attempts.get(&task).is_some_and(|a| {
+                    matches!(&a.state, AttemptState::Assigned { server: s, .. } if *s == server)
+                });
+                if assigned_here {
+                    tracing::warn!(task, %server, "sending the job failed: {error}");
+                    self.resend(task, &format!("sending the job failed ({error})"))
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Marks `task` superseded and requests its job again under a new task id.
+    async fn resend(&mut self, task: TaskId, why: &str) {
+        let Some(a) = self.attempts.get_mut(&task) else {
+            return;
+        };
+        let job_id = a.job;
+        let server = match &a.state {
+            AttemptState::Assigned { server, .. } => server.clone(),
+            _ => return,
+        };
+        a.state = AttemptState::Superseded;
+        if !self.jobs.contains_key(&job_id) {
+            return;
+        }
+        self.shared.stats.lock().expect("stats").resent += 1;
+        let new_task = self.shared.allocate_task();
+        tracing::warn!(
+            job = job_id,
+            old_task = task,
+            new_task,
+            %server,
+            "re-sending job: {why}"
+        );
+        self.request(job_id, Some(new_task)).await;
+    }
+
+    /// Re-sends jobs whose holder is gone, stopped listing them, or kept them too long.
+    async fn check_holders(&mut self) {
+        let now = Instant::now();
+        let grace = self.core.cfg.liveness_timeout / 2;
+        let mut resend = Vec::new();
+        {
+            let peers = self.core.peers.borrow();
+            for (task, a) in self.attempts.iter_mut() {
+                let AttemptState::Assigned {
+                    server,
+                    missing_since,
+                } = &mut a.state
+                else {
+                    continue;
+                };
+                if let Some(reason) = peers.gone(server, now) {
+                    resend.push((*task, format!("computing node {server} is gone: {reason}")));
+                } else if now.duration_since(a.since) > self.core.cfg.job_deadline {
+                    resend.push((
+                        *task,
+                        format!(
+                            "computing node {server} held it past the {:?} deadline",
+                            self.core.cfg.job_deadline
+                        ),
+                    ));
+                } else {
+                    match peers.holds(server, &self.core.id, *task, a.since) {
+                        Some(false) => {
+                            let since = *missing_since.get_or_insert(now);
+                            if now.duration_since(since) > grace {
+                                resend.push((
+                                    *task,
+                                    format!("computing node {server} no longer lists it"),
+                                ));
+                            }
+                        }
+                        Some(true) => *missing_since = None,
+                        None => {}
+                    }
+                }
+            }
+        }
+        for (task, why) in resend {
+            self.resend(task, &why).await;
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        self.check_holders().await;
+        let now = Instant::now();
+        // Jobs whose caller's timeout passed.
+        let expired: Vec<TaskId> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.deadline.is_some_and(|(at, _)| now >= at))
+            .map(|(id, _)| *id)
+            .collect();
+        for job_id in expired {
+            let job = self.jobs.remove(&job_id).expect("listed");
+            let hint = self.waiting_hint(job.current);
+            self.close_attempts_of(job_id).await;
+            self.queue.retain(|j| *j != job_id);
+            self.shared.stats.lock().expect("stats").failed += 1;
+            let timeout = job.deadline.map(|(_, t)| t).unwrap_or_default();
+            job.respond.respond(Err(JobError::Timeout {
+                task_id: job_id,
+                timeout,
+                hint,
+            }));
+        }
+        self.fill_requests().await;
+        // Forget closed attempts after a while (late duplicates then count as unknown).
+        self.attempts.retain(|_, a| {
+            !matches!(a.state, AttemptState::Closed)
+                || now.duration_since(a.since) < Duration::from_secs(120)
+        });
+        self.warn_if_nobody_answers(now);
+        self.update_stats(now);
+    }
+
+    fn waiting_hint(&self, current: Option<TaskId>) -> String {
+        let Some(a) = current.and_then(|t| self.attempts.get(&t)) else {
+            return String::new();
+        };
+        match &a.state {
+            AttemptState::Requested => {
+                let alive = self
+                    .core
+                    .peers
+                    .borrow()
+                    .alive_of_kind(NodeKind::Computing, Instant::now())
+                    .len();
+                format!(
+                    " (no computing node took it; {alive} computing node(s) known alive on domain {})",
+                    self.core.cfg.domain
+                )
+            }
+            AttemptState::Assigned { server, .. } => format!(" (held by {server})"),
+            _ => String::new(),
+        }
+    }
+
+    fn warn_if_nobody_answers(&mut self, now: Instant) {
+        let oldest_unanswered = self
+            .attempts
+            .values()
+            .filter(|a| matches!(a.state, AttemptState::Requested))
+            .map(|a| a.since)
+            .min();
+        let Some(oldest) = oldest_unanswered else {
+            return;
+        };
+        let due = self
+            .last_waiting_warning
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(10));
+        if now.duration_since(oldest) > Duration::from_secs(5) && due {
+            self.last_waiting_warning = Some(now);
+            let alive = self
+                .core
+                .peers
+                .borrow()
+                .alive_of_kind(NodeKind::Computing, now);
+            tracing::warn!(
+                waiting = self.open_requests + self.queue.len(),
+                computing_nodes_alive = alive.len(),
+                domain = self.core.cfg.domain,
+                "jobs are waiting: no computing node has answered for {:?}",
+                now.duration_since(oldest)
+            );
+        }
+    }
+
+    fn update_stats(&self, now: Instant) {
+        let peers = self.core.peers.borrow();
+        let running = self
+            .attempts
+            .iter()
+            .filter_map(|(task, a)| match &a.state {
+                AttemptState::Assigned { server, .. } if self.jobs.contains_key(&a.job) => {
+                    let progress = peers
+                        .info(server)
+                        .and_then(|i| {
+                            i.jobs
+                                .iter()
+                                .find(|j| j.task_id == *task && j.client_id == self.core.id)
+                        })
+                        .map(|j| (Some(j.phase), j.done, j.total))
+                        .unwrap_or((None, 0, 0));
+                    Some(RunningJob {
+                        task_id: a.job,
+                        server_id: server.clone(),
+                        phase: progress.0,
+                        done: progress.1,
+                        total: progress.2,
+                        since: a.since,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        let mut stats = self.shared.stats.lock().expect("stats");
+        stats.waiting = self.open_requests + self.queue.len();
+        stats.running = running;
+        stats.computing_nodes = peers.alive_of_kind(NodeKind::Computing, now);
+    }
+}

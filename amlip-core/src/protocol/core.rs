@@ -1,0 +1,408 @@
+//! What the client (main) and server (computing) sides of the job protocol share: the node's
+//! identity and participant, its peers, its transfers, cached writers, status and heartbeats,
+//! and the inbound samples of every topic it reads, decoded into one event type.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::{LocalBoxStream, StreamExt};
+
+use crate::config::NodeConfig;
+use crate::dds::{topics, DdsError, Participant, ParticipantKey, Profile, Reader, Writer};
+use crate::peers::PeerTable;
+use crate::transfer::{ChunkOutcome, Envelope, TransferError, Transfers};
+use crate::wire::ext::{
+    Chunk, ChunkKind, Credit, JobProgress, NodeInfo, EXTENSION_VERSION, FEATURE_STREAM,
+};
+use crate::wire::{
+    AmlipId, MsData, MsReference, MsRequest, NodeKind, NodeState, Status, TaskId, WireType,
+};
+
+/// A decoded sample (or DDS event) for an engine.
+#[derive(Debug)]
+pub enum Inbound {
+    Request(MsRequest),
+    Reply(MsReference),
+    Target(MsReference),
+    /// A job (to a computing node) or a solution (to a main), whichever way it came.
+    Payload(Envelope),
+    /// Part of a streamed payload arrived.
+    PayloadProgress {
+        client_id: AmlipId,
+        task_id: TaskId,
+    },
+    /// A peer's first heartbeat.
+    NewPeer(NodeInfo),
+    Heartbeat(AmlipId),
+    Status(Status),
+    PeersLost(Vec<AmlipId>),
+    /// Handled inside the core; engines ignore it.
+    Internal,
+}
+
+/// Which topics a node reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+    Monitor,
+}
+
+/// Writers created on demand and kept, one per topic.
+struct WriterCache<T> {
+    writers: RefCell<HashMap<String, Rc<Writer<T>>>>,
+    profile: Profile,
+}
+
+impl<T: WireType> WriterCache<T> {
+    fn new(profile: Profile) -> Self {
+        Self {
+            writers: RefCell::new(HashMap::new()),
+            profile,
+        }
+    }
+
+    fn get(&self, participant: &Participant, topic: &str) -> Result<Rc<Writer<T>>, DdsError> {
+        if let Some(w) = self.writers.borrow().get(topic) {
+            return Ok(w.clone());
+        }
+        let w = Rc::new(participant.writer::<T>(topic, self.profile)?);
+        self.writers
+            .borrow_mut()
+            .insert(topic.to_owned(), w.clone());
+        Ok(w)
+    }
+}
+
+/// One node's shared protocol state. Lives on the node's engine thread.
+pub struct NodeCore {
+    pub id: AmlipId,
+    pub kind: NodeKind,
+    pub cfg: NodeConfig,
+    pub participant: Participant,
+    pub peers: RefCell<PeerTable>,
+    pub transfers: Transfers,
+    status_writer: Writer<Status>,
+    info_writer: Option<Writer<NodeInfo>>,
+    references: WriterCache<MsReference>,
+    payloads: WriterCache<MsData>,
+    chunks: WriterCache<Chunk>,
+    credits: WriterCache<Credit>,
+}
+
+impl NodeCore {
+    pub fn new(id: AmlipId, kind: NodeKind, cfg: NodeConfig) -> Result<Rc<Self>, DdsError> {
+        let participant = Participant::new(cfg.domain, &cfg.network)?;
+        let status_writer = participant.writer::<Status>(topics::STATUS, Profile::Status)?;
+        let info_writer = if cfg.extensions {
+            Some(participant.writer::<NodeInfo>(topics::NODE_INFO, Profile::NodeInfo)?)
+        } else {
+            None
+        };
+        Ok(Rc::new(Self {
+            peers: RefCell::new(PeerTable::new(id.clone(), cfg.liveness_timeout)),
+            transfers: Transfers::new(id.clone(), cfg.stream.clone()),
+            id,
+            kind,
+            participant,
+            status_writer,
+            info_writer,
+            references: WriterCache::new(Profile::JobControl),
+            payloads: WriterCache::new(Profile::JobPayload),
+            chunks: WriterCache::new(Profile::Stream),
+            credits: WriterCache::new(Profile::Credit),
+            cfg,
+        }))
+    }
+
+    pub async fn publish_status(&self, state: NodeState) {
+        let s = Status {
+            id: self.id.clone(),
+            node_kind: self.kind,
+            state,
+        };
+        if let Err(e) = self.status_writer.write(&s).await {
+            tracing::warn!("cannot publish status {state:?}: {e}");
+        }
+    }
+
+    /// Publishes a heartbeat listing the jobs this node holds (no-op without extensions).
+    pub async fn publish_info(&self, state: NodeState, jobs: Vec<JobProgress>) {
+        let Some(w) = &self.info_writer else { return };
+        let info = NodeInfo {
+            id: self.id.clone(),
+            version: EXTENSION_VERSION,
+            kind: self.kind,
+            state,
+            features: FEATURE_STREAM,
+            chunk_size: self.cfg.stream.chunk_size as u32,
+            window: self.cfg.stream.window as u32,
+            heartbeat_ms: self.cfg.heartbeat.as_millis() as u32,
+            jobs,
+        };
+        if let Err(e) = w.write(&info).await {
+            tracing::debug!("cannot publish heartbeat: {e}");
+        }
+    }
+
+    /// Writer for `ms_reference` samples on `topic`, created once.
+    pub fn reference_writer(&self, topic: &str) -> Result<Rc<Writer<MsReference>>, DdsError> {
+        self.references.get(&self.participant, topic)
+    }
+
+    /// Creates ahead of time the writers we will need towards `peer`, so that the first job
+    /// does not pay for endpoint discovery.
+    pub fn prepare_writers_to(&self, peer: &NodeInfo) {
+        let p = &self.participant;
+        let result = match (self.kind, peer.kind) {
+            (NodeKind::Main, NodeKind::Computing) => self
+                .payloads
+                .get(p, &topics::job_task_data(&peer.id))
+                .map(drop),
+            (NodeKind::Computing, NodeKind::Main) => self
+                .references
+                .get(p, &topics::job_reply_available(&peer.id))
+                .and_then(|_| self.payloads.get(p, &topics::job_task_solution(&peer.id)))
+                .map(drop),
+            _ => return,
+        };
+        let result = result.and_then(|_| {
+            if self.cfg.extensions && peer.supports_stream() {
+                self.chunks.get(p, &topics::stream(&peer.id))?;
+                self.credits.get(p, &topics::credit(&peer.id))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            tracing::warn!(peer = %peer.id, "cannot prepare writers: {e}");
+        }
+    }
+
+    /// Sends a job or solution to `peer`: as a chunk stream if the peer is an amlip node and the
+    /// payload is large, otherwise as one GENERIC sample on the AML-IP topic. Resolves when
+    /// the stream was acknowledged, or when the sample was handed to DDS.
+    pub async fn send_payload(&self, peer: &AmlipId, env: Envelope) -> Result<(), TransferError> {
+        let streamable = self.cfg.extensions && env.data.len() > self.cfg.stream.threshold;
+        let peer_limits = {
+            let peers = self.peers.borrow();
+            peers
+                .info(peer)
+                .filter(|i| i.supports_stream())
+                .map(|i| (i.chunk_size as usize, i.window as usize))
+        };
+        if let (true, Some((chunk, window))) = (streamable, peer_limits) {
+            let writer = self.chunks.get(&self.participant, &topics::stream(peer))?;
+            return self
+                .transfers
+                .send(&writer, peer, chunk, window, &env)
+                .await;
+        }
+        let topic = match env.kind {
+            ChunkKind::Job => topics::job_task_data(peer),
+            ChunkKind::Solution => topics::job_task_solution(peer),
+        };
+        let writer = self.payloads.get(&self.participant, &topic)?;
+        let msg = MsData {
+            client_id: env.client_id,
+            task_id: env.task_id,
+            server_id: env.server_id,
+            data: env.data,
+        };
+        writer.write(&msg).await?;
+        Ok(())
+    }
+
+    /// The inbound event streams for a node of `role`.
+    pub fn inbound(
+        self: &Rc<Self>,
+        role: Role,
+    ) -> Result<Vec<LocalBoxStream<'static, Inbound>>, DdsError> {
+        let p = &self.participant;
+        let me = &self.id;
+        let mut streams: Vec<LocalBoxStream<'static, Inbound>> = Vec::new();
+        match role {
+            Role::Client => {
+                streams.push(
+                    decoded(p.reader::<MsReference>(
+                        &topics::job_reply_available(me),
+                        Profile::JobControl,
+                    )?)
+                    .map(|(_, r)| Inbound::Reply(r))
+                    .boxed_local(),
+                );
+                streams.push(self.payload_stream(&topics::job_task_solution(me))?);
+            }
+            Role::Server => {
+                streams.push(
+                    decoded(p.reader::<MsRequest>(
+                        topics::JOB_REQUEST_AVAILABILITY,
+                        Profile::JobControl,
+                    )?)
+                    .map(|(_, r)| Inbound::Request(r))
+                    .boxed_local(),
+                );
+                streams.push(
+                    decoded(p.reader::<MsReference>(topics::JOB_TASK_TARGET, Profile::JobControl)?)
+                        .map(|(_, r)| Inbound::Target(r))
+                        .boxed_local(),
+                );
+                streams.push(self.payload_stream(&topics::job_task_data(me))?);
+            }
+            Role::Monitor => {}
+        }
+        let core = self.clone();
+        streams.push(
+            decoded(p.reader::<Status>(topics::STATUS, Profile::Status)?)
+                .map(move |(from, s)| {
+                    core.peers.borrow_mut().on_status(&s, from);
+                    Inbound::Status(s)
+                })
+                .boxed_local(),
+        );
+        if role != Role::Monitor {
+            let core = self.clone();
+            streams.push(
+                p.lost_participants()
+                    .map(move |key| {
+                        Inbound::PeersLost(core.peers.borrow_mut().on_participant_lost(key))
+                    })
+                    .boxed_local(),
+            );
+        }
+        if self.cfg.extensions && role != Role::Monitor {
+            let core = self.clone();
+            streams.push(
+                decoded(p.reader::<NodeInfo>(topics::NODE_INFO, Profile::NodeInfo)?)
+                    .map(move |(from, info)| {
+                        let id = info.id.clone();
+                        let first =
+                            core.peers
+                                .borrow_mut()
+                                .on_info(info.clone(), from, Instant::now());
+                        if first {
+                            core.prepare_writers_to(&info);
+                            Inbound::NewPeer(info)
+                        } else {
+                            Inbound::Heartbeat(id)
+                        }
+                    })
+                    .boxed_local(),
+            );
+            let core = self.clone();
+            streams.push(
+                decoded(p.reader::<Chunk>(&topics::stream(me), Profile::Stream)?)
+                    .map(move |(from, chunk)| core.on_chunk(chunk, from))
+                    .boxed_local(),
+            );
+            let core = self.clone();
+            streams.push(
+                decoded(p.reader::<Credit>(&topics::credit(me), Profile::Credit)?)
+                    .map(move |(_, credit)| {
+                        core.transfers.on_credit(&credit);
+                        Inbound::Internal
+                    })
+                    .boxed_local(),
+            );
+        }
+        Ok(streams)
+    }
+
+    fn payload_stream(&self, topic: &str) -> Result<LocalBoxStream<'static, Inbound>, DdsError> {
+        let kind = if topic.starts_with("amlip/job_task_data_") {
+            ChunkKind::Job
+        } else {
+            ChunkKind::Solution
+        };
+        Ok(decoded(
+            self.participant
+                .reader::<MsData>(topic, Profile::JobPayload)?,
+        )
+        .map(move |(_, d)| {
+            Inbound::Payload(Envelope {
+                kind,
+                client_id: d.client_id,
+                task_id: d.task_id,
+                server_id: d.server_id,
+                data: d.data,
+            })
+        })
+        .boxed_local())
+    }
+
+    fn on_chunk(self: &Rc<Self>, chunk: Chunk, from: ParticipantKey) -> Inbound {
+        self.peers.borrow_mut().heard(&chunk.sender_id, from);
+        let sender = chunk.sender_id.clone();
+        let (outcome, credit) = self.transfers.on_chunk(chunk, Instant::now());
+        if let Some(credit) = credit {
+            let core = self.clone();
+            tokio::task::spawn_local(async move {
+                let result = core
+                    .credits
+                    .get(&core.participant, &topics::credit(&sender))
+                    .map(|w| async move { w.write(&credit).await });
+                match result {
+                    Ok(fut) => {
+                        if let Err(e) = fut.await {
+                            tracing::warn!(%sender, "cannot send credit: {e}");
+                        }
+                    }
+                    Err(e) => tracing::warn!(%sender, "cannot create credit writer: {e}"),
+                }
+            });
+        }
+        match outcome {
+            ChunkOutcome::Complete(env) => Inbound::Payload(env),
+            ChunkOutcome::Progress {
+                client_id, task_id, ..
+            } => Inbound::PayloadProgress { client_id, task_id },
+            ChunkOutcome::Rejected | ChunkOutcome::Ignored => Inbound::Internal,
+        }
+    }
+}
+
+/// Decodes a reader's samples; a malformed one is logged (rate-limited) and dropped, never
+/// passed on and never a panic.
+pub fn decoded<T: WireType + 'static>(
+    reader: Reader<T>,
+) -> impl futures::Stream<Item = (ParticipantKey, T)> + 'static {
+    let topic = reader.topic().to_owned();
+    let mut bad = 0u64;
+    reader.into_stream().filter_map(move |r| {
+        let out = match r.value {
+            Ok(v) => Some((r.from, v)),
+            Err(e) => {
+                bad += 1;
+                if bad <= 10 || bad.is_power_of_two() {
+                    tracing::warn!(
+                        topic = %topic,
+                        dropped = bad,
+                        "dropping malformed {} sample: {e}",
+                        T::TYPE_NAME
+                    );
+                }
+                None
+            }
+        };
+        futures::future::ready(out)
+    })
+}
+
+/// The payload an error solution carries: readable text, so an AML-IP Python main that gets
+/// one sees why.
+pub const ERROR_PREFIX: &[u8] = b"AMLIP_ERROR: ";
+
+pub fn error_payload(message: &str) -> Bytes {
+    let mut v = ERROR_PREFIX.to_vec();
+    v.extend_from_slice(message.as_bytes());
+    Bytes::from(v)
+}
+
+/// The message of an error solution, if `payload` is one.
+pub fn parse_error_payload(payload: &[u8]) -> Option<String> {
+    payload
+        .strip_prefix(ERROR_PREFIX)
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+}

@@ -1,0 +1,6 @@
+//! The job protocol's state machines: [`client`] (the main's side) and [`server`] (the
+//! computing node's side), over what they share in [`core`].
+
+pub mod client;
+pub mod core;
+pub mod server;

@@ -1,0 +1,511 @@
+//! The computing node's side of the job protocol.
+//!
+//! When idle (nothing awaited, queued or running) and willing, it answers the oldest request it
+//! has not seen taken, waits a bounded time for the main's target, and, if chosen, for the
+//! data. Jobs run on a worker (the user's replier thread, or the caller of `process_job`), so
+//! the engine keeps heartbeating while a job computes. Targets seen for any node mark requests
+//! as taken, so a node that starts late is not confused by the replayed history; requests from
+//! mains that are gone are dropped; every wait has a timeout.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::Hash;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{select_all, StreamExt};
+use tokio::sync::mpsc;
+
+use super::core::{error_payload, Inbound, NodeCore, Role};
+use crate::dds::topics;
+use crate::runtime::Shutdown;
+use crate::transfer::Envelope;
+use crate::wire::ext::{ChunkKind, JobPhase, JobProgress};
+use crate::wire::{AmlipId, MsReference, NodeState, TaskId};
+
+/// A job as a computing node's code receives it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub data: Bytes,
+    pub task_id: TaskId,
+    pub client_id: AmlipId,
+}
+
+/// Lets a running job report progress (shown by the main) and notice cancellation.
+#[derive(Clone, Default)]
+pub struct JobContext {
+    progress: Arc<Progress>,
+    cancelled: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Progress {
+    done: AtomicU32,
+    total: AtomicU32,
+}
+
+impl JobContext {
+    /// Reports `done` of `total` steps (batches, epochs...). Travels in the next heartbeat.
+    pub fn report_progress(&self, done: u32, total: u32) {
+        self.progress.total.store(total, Ordering::Relaxed);
+        self.progress.done.store(done, Ordering::Relaxed);
+    }
+
+    /// True once the node is stopping or the job's main is gone: a long job may give up early.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// A job handed to a worker, with its context.
+pub struct WorkItem {
+    pub job: Job,
+    pub ctx: JobContext,
+}
+
+pub enum ServerCommand {
+    /// Serve `n` more jobs.
+    Accept(usize),
+    /// Serve until stopped.
+    AcceptForever,
+    /// Serve `n` fewer jobs (a `process_job` call that timed out).
+    Withdraw(usize),
+    /// Answer no more requests (jobs in hand still finish).
+    StopAccepting,
+    /// A worker finished a job.
+    Finished {
+        client_id: AmlipId,
+        task_id: TaskId,
+        result: Result<Bytes, String>,
+    },
+}
+
+/// Counters shared with the node handle.
+#[derive(Default)]
+pub struct ServerShared {
+    pub jobs_served: AtomicU64,
+    pub jobs_failed: AtomicU64,
+}
+
+/// A set that remembers the last `cap` insertions.
+struct RecentSet<T> {
+    set: HashSet<T>,
+    order: VecDeque<T>,
+    cap: usize,
+}
+
+impl<T: Eq + Hash + Clone> RecentSet<T> {
+    fn new(cap: usize) -> Self {
+        Self {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn insert(&mut self, v: T) {
+        if self.set.insert(v.clone()) {
+            self.order.push_back(v);
+            if self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, v: &T) -> bool {
+        self.set.contains(v)
+    }
+}
+
+type Key = (AmlipId, TaskId);
+
+struct Held {
+    key: Key,
+    phase: JobPhase,
+    since: Instant,
+    ctx: Option<JobContext>,
+}
+
+struct Awaiting {
+    key: Key,
+    since: Instant,
+}
+
+enum Internal {
+    SolutionSent(Key),
+}
+
+struct ServerEngine {
+    core: Rc<NodeCore>,
+    shared: Arc<ServerShared>,
+    pending: VecDeque<Key>,
+    taken: RecentSet<Key>,
+    replied: RecentSet<Key>,
+    served: RecentSet<Key>,
+    awaiting: Option<Awaiting>,
+    held: Vec<Held>,
+    queue: VecDeque<Job>,
+    running: bool,
+    capacity: Option<usize>,
+    work: std_mpsc::Sender<WorkItem>,
+    internal: mpsc::UnboundedSender<Internal>,
+}
+
+const MEMORY: usize = 200_000;
+
+/// Runs a computing node's engine until `shutdown`.
+pub async fn run(
+    core: Rc<NodeCore>,
+    shared: Arc<ServerShared>,
+    work: std_mpsc::Sender<WorkItem>,
+    mut commands: mpsc::UnboundedReceiver<ServerCommand>,
+    initial_capacity: Option<usize>,
+    ready: std_mpsc::Sender<Result<(), crate::dds::DdsError>>,
+    mut shutdown: Shutdown,
+) {
+    let inbound = match core.inbound(Role::Server) {
+        Ok(s) => {
+            let _ = ready.send(Ok(()));
+            s
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut inbound = select_all(inbound);
+    let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let mut engine = ServerEngine {
+        core: core.clone(),
+        shared,
+        pending: VecDeque::new(),
+        taken: RecentSet::new(MEMORY),
+        replied: RecentSet::new(MEMORY),
+        served: RecentSet::new(MEMORY),
+        awaiting: None,
+        held: Vec::new(),
+        queue: VecDeque::new(),
+        running: false,
+        capacity: initial_capacity,
+        work,
+        internal,
+    };
+    core.publish_status(NodeState::Running).await;
+    engine.heartbeat().await;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut heartbeat = tokio::time::interval(core.cfg.heartbeat);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            Some(cmd) = commands.recv() => engine.on_command(cmd).await,
+            Some(ev) = inbound.next() => engine.on_inbound(ev).await,
+            Some(Internal::SolutionSent(key)) = internal_rx.recv() => {
+                engine.held.retain(|h| h.key != key);
+            }
+            _ = tick.tick() => engine.on_tick().await,
+            _ = heartbeat.tick() => engine.heartbeat().await,
+        }
+    }
+    for h in &engine.held {
+        if let Some(ctx) = &h.ctx {
+            ctx.cancelled.store(true, Ordering::Relaxed);
+        }
+    }
+    core.publish_status(NodeState::Dropped).await;
+    core.publish_info(NodeState::Dropped, vec![]).await;
+}
+
+impl ServerEngine {
+    fn willing(&self) -> bool {
+        self.capacity.is_none_or(|c| c > 0)
+    }
+
+    fn idle(&self) -> bool {
+        self.awaiting.is_none()
+            && self.queue.is_empty()
+            && !self.running
+            && !self.held.iter().any(|h| h.phase == JobPhase::Receiving)
+    }
+
+    fn state(&self) -> NodeState {
+        if self.willing() {
+            NodeState::Running
+        } else {
+            NodeState::Stopped
+        }
+    }
+
+    async fn heartbeat(&self) {
+        let jobs = self
+            .held
+            .iter()
+            .map(|h| {
+                let (done, total) = h.ctx.as_ref().map_or((0, 0), |c| {
+                    (
+                        c.progress.done.load(Ordering::Relaxed),
+                        c.progress.total.load(Ordering::Relaxed),
+                    )
+                });
+                JobProgress {
+                    client_id: h.key.0.clone(),
+                    task_id: h.key.1,
+                    phase: h.phase,
+                    done,
+                    total,
+                }
+            })
+            .collect();
+        self.core.publish_info(self.state(), jobs).await;
+    }
+
+    async fn on_command(&mut self, cmd: ServerCommand) {
+        match cmd {
+            ServerCommand::Accept(n) => {
+                let was = self.willing();
+                self.capacity = Some(self.capacity.unwrap_or(0) + n);
+                if !was {
+                    self.core.publish_status(NodeState::Running).await;
+                }
+            }
+            ServerCommand::AcceptForever => {
+                if !self.willing() {
+                    self.core.publish_status(NodeState::Running).await;
+                }
+                self.capacity = None;
+            }
+            ServerCommand::Withdraw(n) => {
+                if let Some(c) = self.capacity.as_mut() {
+                    *c = c.saturating_sub(n);
+                }
+            }
+            ServerCommand::StopAccepting => {
+                self.capacity = Some(0);
+                self.core.publish_status(NodeState::Stopped).await;
+            }
+            ServerCommand::Finished {
+                client_id,
+                task_id,
+                result,
+            } => {
+                self.running = false;
+                self.reply_solution((client_id, task_id), result);
+            }
+        }
+        self.dispatch();
+        self.try_answer().await;
+    }
+
+    async fn on_inbound(&mut self, ev: Inbound) {
+        match ev {
+            Inbound::Request(r) => {
+                let key = (r.client_id, r.task_id);
+                if !self.taken.contains(&key) && !self.replied.contains(&key) {
+                    self.pending.push_back(key);
+                    if self.pending.len() > MEMORY {
+                        self.pending.pop_front();
+                    }
+                }
+            }
+            Inbound::Target(t) => self.on_target(t),
+            Inbound::Payload(env) if env.kind == ChunkKind::Job => self.on_data(env),
+            Inbound::PayloadProgress { client_id, task_id } => {
+                let key = (client_id, task_id);
+                if !self.replied.contains(&key) {
+                    return;
+                }
+                self.chosen(&key);
+                if let Some(h) = self.held.iter_mut().find(|h| h.key == key) {
+                    h.since = Instant::now();
+                }
+            }
+            _ => {}
+        }
+        self.dispatch();
+        self.try_answer().await;
+    }
+
+    /// We are (or learnt we are) the chosen node for `key`: expect its data.
+    fn chosen(&mut self, key: &Key) {
+        if self.awaiting.as_ref().is_some_and(|a| a.key == *key) {
+            self.awaiting = None;
+        }
+        if !self.served.contains(key) && !self.held.iter().any(|h| h.key == *key) {
+            self.held.push(Held {
+                key: key.clone(),
+                phase: JobPhase::Receiving,
+                since: Instant::now(),
+                ctx: None,
+            });
+        }
+    }
+
+    fn on_target(&mut self, t: MsReference) {
+        let key = (t.client_id, t.task_id);
+        self.taken.insert(key.clone());
+        if t.server_id == self.core.id {
+            if self.replied.contains(&key) {
+                self.chosen(&key);
+            }
+        } else if self.awaiting.as_ref().is_some_and(|a| a.key == key) {
+            self.awaiting = None; // another node (or the main itself, closing it) took it
+        }
+    }
+
+    fn on_data(&mut self, env: Envelope) {
+        if env.server_id != self.core.id {
+            tracing::debug!(server = %env.server_id, "job data addressed to another node; ignored");
+            return;
+        }
+        let key = (env.client_id.clone(), env.task_id);
+        if self.served.contains(&key) {
+            tracing::debug!(main = %key.0, task = key.1, "duplicate job data ignored");
+            return;
+        }
+        if !self.replied.contains(&key) {
+            tracing::warn!(main = %key.0, task = key.1, "job data for a task this node never answered; ignored");
+            return;
+        }
+        self.chosen(&key);
+        self.served.insert(key.clone());
+        if let Some(h) = self.held.iter_mut().find(|h| h.key == key) {
+            h.phase = JobPhase::Queued;
+            h.since = Instant::now();
+        }
+        tracing::debug!(main = %key.0, task = key.1, bytes = env.data.len(), "job received");
+        self.queue.push_back(Job {
+            data: env.data,
+            task_id: env.task_id,
+            client_id: env.client_id,
+        });
+    }
+
+    /// Hands the next queued job to the worker.
+    fn dispatch(&mut self) {
+        if self.running {
+            return;
+        }
+        let Some(job) = self.queue.pop_front() else {
+            return;
+        };
+        let key = (job.client_id.clone(), job.task_id);
+        let ctx = JobContext::default();
+        if let Some(h) = self.held.iter_mut().find(|h| h.key == key) {
+            h.phase = JobPhase::Running;
+            h.since = Instant::now();
+            h.ctx = Some(ctx.clone());
+        }
+        if let Some(c) = self.capacity.as_mut() {
+            *c = c.saturating_sub(1);
+        }
+        self.running = true;
+        if self.work.send(WorkItem { job, ctx }).is_err() {
+            self.running = false;
+            self.reply_solution(key, Err("the computing node's worker has stopped".into()));
+        }
+    }
+
+    /// Sends a solution (or an error solution) for `key`, in the background.
+    fn reply_solution(&mut self, key: Key, result: Result<Bytes, String>) {
+        let data = match result {
+            Ok(d) => {
+                self.shared.jobs_served.fetch_add(1, Ordering::Relaxed);
+                d
+            }
+            Err(message) => {
+                self.shared.jobs_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(main = %key.0, task = key.1, "job failed: {message}");
+                error_payload(&message)
+            }
+        };
+        if let Some(h) = self.held.iter_mut().find(|h| h.key == key) {
+            h.phase = JobPhase::Replying;
+        }
+        let env = Envelope {
+            kind: ChunkKind::Solution,
+            client_id: key.0.clone(),
+            task_id: key.1,
+            server_id: self.core.id.clone(),
+            data,
+        };
+        let core = self.core.clone();
+        let internal = self.internal.clone();
+        tokio::task::spawn_local(async move {
+            if let Err(e) = core.send_payload(&key.0, env).await {
+                tracing::warn!(main = %key.0, task = key.1, "cannot send solution: {e}");
+            }
+            let _ = internal.send(Internal::SolutionSent(key));
+        });
+    }
+
+    /// If idle and willing, answers the oldest open request.
+    async fn try_answer(&mut self) {
+        if !self.idle() || !self.willing() {
+            return;
+        }
+        let now = Instant::now();
+        while let Some(key) = self.pending.pop_front() {
+            if self.taken.contains(&key) || self.replied.contains(&key) {
+                continue;
+            }
+            if self.core.peers.borrow().gone(&key.0, now).is_some() {
+                continue;
+            }
+            let reply = MsReference {
+                client_id: key.0.clone(),
+                task_id: key.1,
+                server_id: self.core.id.clone(),
+            };
+            let written = match self
+                .core
+                .reference_writer(&topics::job_reply_available(&key.0))
+            {
+                Ok(w) => w.write(&reply).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                tracing::warn!(main = %key.0, task = key.1, "cannot answer availability: {e}");
+                continue;
+            }
+            self.replied.insert(key.clone());
+            self.awaiting = Some(Awaiting { key, since: now });
+            return;
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        let now = Instant::now();
+        let cfg = &self.core.cfg;
+        {
+            let peers = self.core.peers.borrow();
+            if let Some(a) = &self.awaiting {
+                if now.duration_since(a.since) > cfg.target_timeout {
+                    tracing::debug!(main = %a.key.0, task = a.key.1, "no target in time; moving on");
+                    self.awaiting = None;
+                } else if peers.gone(&a.key.0, now).is_some() {
+                    self.awaiting = None;
+                }
+            }
+            self.held.retain(|h| {
+                let stale = h.phase == JobPhase::Receiving
+                    && (now.duration_since(h.since) > cfg.data_timeout
+                        || peers.gone(&h.key.0, now).is_some());
+                if stale {
+                    tracing::warn!(main = %h.key.0, task = h.key.1, "chosen, but the job's data never came; giving up on it");
+                }
+                !stale
+            });
+            for h in &self.held {
+                if let (Some(ctx), Some(_)) = (&h.ctx, peers.gone(&h.key.0, now)) {
+                    ctx.cancelled.store(true, Ordering::Relaxed);
+                }
+            }
+            self.pending.retain(|k| peers.gone(&k.0, now).is_none());
+        }
+        self.dispatch();
+        self.try_answer().await;
+    }
+}

@@ -1,0 +1,155 @@
+//! Node identity: AML-IP's `AmlipId` (a name plus 4 random bytes) and task ids.
+
+use std::fmt;
+
+use super::cdr::{CdrReader, CdrWriter};
+use super::WireError;
+
+/// A task id: a per-main counter starting at 0, as AML-IP numbers its jobs.
+pub type TaskId = u32;
+
+/// Longest node name AML-IP accepts.
+pub const MAX_NAME_LEN: usize = 28;
+
+/// Longest name we accept from the wire (lenient with foreign implementations, but bounded so a
+/// hostile sample cannot make us build huge topic names).
+const MAX_WIRE_NAME_LEN: usize = 200;
+
+/// Why a node name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("node name is empty")]
+    Empty,
+    #[error("node name {name:?} is {len} bytes; AML-IP allows at most {max}")]
+    TooLong {
+        name: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("node name {name:?} has {bad:?}; only [0-9A-Za-z_.] are allowed (it becomes part of DDS topic names)")]
+    BadChar { name: String, bad: char },
+}
+
+/// Identity of a node: its name and 4 random bytes drawn when the node starts.
+///
+/// The random part must be fresh on every start: topics are named after ids, and a restarted
+/// node reusing its id would receive its previous life's transient-local history.
+/// Printed as `<name>.aa.bb.cc.dd`, which is also how it appears in topic names.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AmlipId {
+    name: String,
+    suffix: [u8; 4],
+}
+
+impl AmlipId {
+    /// A new id with fresh random bytes.
+    pub fn new_random(name: &str) -> Result<Self, IdError> {
+        validate_name(name, MAX_NAME_LEN)?;
+        Ok(Self {
+            name: name.to_owned(),
+            suffix: rand::random(),
+        })
+    }
+
+    /// An id with given bytes (tests, and decoding).
+    pub fn from_parts(name: &str, suffix: [u8; 4]) -> Result<Self, IdError> {
+        validate_name(name, MAX_NAME_LEN)?;
+        Ok(Self {
+            name: name.to_owned(),
+            suffix,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn suffix(&self) -> [u8; 4] {
+        self.suffix
+    }
+
+    pub(crate) fn write(&self, w: &mut CdrWriter) {
+        w.string(&self.name);
+        w.octets(&self.suffix);
+    }
+
+    pub(crate) fn read(r: &mut CdrReader<'_>, field: &'static str) -> Result<Self, WireError> {
+        let name = r.string(field)?;
+        validate_name(name, MAX_WIRE_NAME_LEN).map_err(|e| WireError::Invalid {
+            field,
+            reason: e.to_string(),
+        })?;
+        let suffix: [u8; 4] = r.octets(4, field)?.try_into().expect("4 bytes");
+        Ok(Self {
+            name: name.to_owned(),
+            suffix,
+        })
+    }
+}
+
+fn validate_name(name: &str, max: usize) -> Result<(), IdError> {
+    if name.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if name.len() > max {
+        return Err(IdError::TooLong {
+            name: name.to_owned(),
+            len: name.len(),
+            max,
+        });
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '.'))
+    {
+        return Err(IdError::BadChar {
+            name: name.to_owned(),
+            bad,
+        });
+    }
+    Ok(())
+}
+
+impl fmt::Display for AmlipId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d] = self.suffix;
+        write!(f, "{}.{a:02x}.{b:02x}.{c:02x}.{d:02x}", self.name)
+    }
+}
+
+impl fmt::Debug for AmlipId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_like_amlip() {
+        let id = AmlipId::from_parts("AmlipMainCpp", [0x83, 0x63, 0xf2, 0x1d]).unwrap();
+        assert_eq!(id.to_string(), "AmlipMainCpp.83.63.f2.1d");
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        assert_eq!(AmlipId::new_random(""), Err(IdError::Empty));
+        assert!(matches!(
+            AmlipId::new_random("a/b"),
+            Err(IdError::BadChar { bad: '/', .. })
+        ));
+        assert!(matches!(
+            AmlipId::new_random(&"x".repeat(29)),
+            Err(IdError::TooLong { len: 29, .. })
+        ));
+    }
+
+    #[test]
+    fn random_ids_differ() {
+        let a = AmlipId::new_random("Node").unwrap();
+        let b = AmlipId::new_random("Node").unwrap();
+        assert_ne!(a, b, "two starts must not share an id");
+    }
+}
