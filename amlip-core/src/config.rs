@@ -31,6 +31,9 @@ pub struct NodeConfig {
     pub target_timeout: Duration,
     /// Computing: how long to wait for a job's data once chosen (reset by stream progress).
     pub data_timeout: Duration,
+    /// Computing: after first hearing from a plain AML-IP main, how long to wait before
+    /// answering its requests, so that its replayed target history arrives first.
+    pub history_settle: Duration,
     /// Main: most availability requests left unanswered at once (more jobs wait in a queue).
     pub max_open_requests: usize,
     /// Chunk stream settings.
@@ -109,6 +112,7 @@ impl NodeConfig {
             job_deadline: Duration::from_secs(600),
             target_timeout: Duration::from_secs(3),
             data_timeout: Duration::from_secs(30),
+            history_settle: Duration::from_millis(300),
             max_open_requests: 64,
             stream: StreamConfig::default(),
         }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::dds::ParticipantKey;
+use crate::dds::{ParticipantKey, SourceTime};
 use crate::wire::ext::NodeInfo;
 use crate::wire::{AmlipId, NodeKind, NodeState, Status, TaskId};
 
@@ -35,6 +35,7 @@ struct Peer {
     participant: Option<ParticipantKey>,
     info: Option<NodeInfo>,
     info_at: Option<Instant>,
+    info_written_at: Option<SourceTime>,
     kind: Option<NodeKind>,
     dropped: bool,
     lost: bool,
@@ -62,6 +63,7 @@ impl PeerTable {
             participant: None,
             info: None,
             info_at: None,
+            info_written_at: None,
             kind: None,
             dropped: false,
             lost: false,
@@ -78,8 +80,15 @@ impl PeerTable {
         p.lost = false;
     }
 
-    /// A heartbeat. Returns true the first time this peer announces itself.
-    pub fn on_info(&mut self, info: NodeInfo, from: ParticipantKey, now: Instant) -> bool {
+    /// A heartbeat, written at `written_at` by the peer's clock. Returns true the first time
+    /// this peer announces itself.
+    pub fn on_info(
+        &mut self,
+        info: NodeInfo,
+        from: ParticipantKey,
+        written_at: Option<SourceTime>,
+        now: Instant,
+    ) -> bool {
         if info.id == self.me {
             return false;
         }
@@ -91,6 +100,7 @@ impl PeerTable {
         p.dropped = info.state == NodeState::Dropped;
         p.info = Some(info);
         p.info_at = Some(now);
+        p.info_written_at = written_at;
         first
     }
 
@@ -119,6 +129,12 @@ impl PeerTable {
     /// The peer's latest heartbeat, if it is an amlip node.
     pub fn info(&self, id: &AmlipId) -> Option<&NodeInfo> {
         self.peers.get(id).and_then(|p| p.info.as_ref())
+    }
+
+    /// The peer's latest heartbeat with the time the peer wrote it.
+    pub fn info_with_time(&self, id: &AmlipId) -> Option<(&NodeInfo, Option<SourceTime>)> {
+        let p = self.peers.get(id)?;
+        Some((p.info.as_ref()?, p.info_written_at))
     }
 
     /// Whether large payloads to `id` may go as a chunk stream.
@@ -199,6 +215,8 @@ mod tests {
             window: 1 << 20,
             heartbeat_ms: 500,
             jobs: vec![],
+            next_task: 0,
+            open_tasks: vec![],
         }
     }
 
@@ -207,14 +225,14 @@ mod tests {
         let mut t = PeerTable::new(id("me"), Duration::from_secs(5));
         let k = ParticipantKey::of_writer(rustdds::GUID::GUID_UNKNOWN);
         let t0 = Instant::now();
-        assert!(t.on_info(info("c"), k, t0));
+        assert!(t.on_info(info("c"), k, None, t0));
         assert!(t.supports_stream(&id("c")));
         assert_eq!(t.gone(&id("c"), t0 + Duration::from_secs(1)), None);
         assert_eq!(
             t.gone(&id("c"), t0 + Duration::from_secs(6)),
             Some(GoneReason::HeartbeatTimeout)
         );
-        assert!(!t.on_info(info("c"), k, t0 + Duration::from_secs(7)));
+        assert!(!t.on_info(info("c"), k, None, t0 + Duration::from_secs(7)));
         assert_eq!(t.gone(&id("c"), t0 + Duration::from_secs(8)), None);
     }
 

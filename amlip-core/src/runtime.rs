@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::sync::mpsc as std_mpsc;
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ impl Shutdown {
 /// A running node thread.
 pub struct NodeThread {
     stop: watch::Sender<bool>,
-    finished: std_mpsc::Receiver<()>,
+    finished: Mutex<std_mpsc::Receiver<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -62,7 +63,7 @@ impl NodeThread {
             })?;
         Ok(Self {
             stop,
-            finished,
+            finished: Mutex::new(finished),
             thread: Some(thread),
         })
     }
@@ -79,7 +80,8 @@ impl NodeThread {
         let Some(thread) = self.thread.take() else {
             return true;
         };
-        match self.finished.recv_timeout(timeout) {
+        let finished = self.finished.lock().map(|rx| rx.recv_timeout(timeout));
+        match finished.unwrap_or(Err(std_mpsc::RecvTimeoutError::Disconnected)) {
             Ok(()) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                 let _ = thread.join();
                 true

@@ -75,6 +75,10 @@ pub enum DdsError {
     Write { topic: String, reason: String },
 }
 
+/// When a sample was written, by its writer's clock (DDS source timestamp). Comparable between
+/// samples of the same participant.
+pub type SourceTime = rustdds::Timestamp;
+
 /// Identity of a remote DDS participant (its GUID prefix), to tie DDS events to nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ParticipantKey([u8; 12]);
@@ -244,14 +248,24 @@ impl RawWriter {
         &self.topic
     }
 
+    /// Waits (at most `timeout`) until every matched reader acknowledged what was written.
+    /// Returns whether they all did.
+    pub async fn flush(&self, timeout: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, self.inner.async_wait_for_acknowledgments()).await,
+            Ok(Ok(true))
+        )
+    }
+
     /// Writes one sample whose body is already encoded (little endian).
     pub async fn write_body(&self, body: Bytes) -> Result<(), DdsError> {
         let sample = RawSample {
             body,
             order: crate::wire::ByteOrder::Little,
         };
+        // Always stamp samples: readers order our heartbeats against our requests by it.
         self.inner
-            .async_write(sample, None)
+            .async_write(sample, Some(SourceTime::now()))
             .await
             .map_err(|e| DdsError::Write {
                 topic: self.topic.clone(),
@@ -275,6 +289,11 @@ impl<T: WireType> Writer<T> {
         self.raw.write_body(Bytes::from(msg.encode())).await
     }
 
+    /// See [`RawWriter::flush`].
+    pub async fn flush(&self, timeout: std::time::Duration) -> bool {
+        self.raw.flush(timeout).await
+    }
+
     /// Writes a body that is already an encoded `T` (see `Chunk::encode_parts`).
     pub async fn write_encoded(&self, body: Bytes) -> Result<(), DdsError> {
         self.raw.write_body(body).await
@@ -284,6 +303,7 @@ impl<T: WireType> Writer<T> {
 /// A decoded sample, or why it could not be decoded, with the participant that wrote it.
 pub struct Received<T> {
     pub from: ParticipantKey,
+    pub written_at: Option<SourceTime>,
     pub value: Result<T, WireError>,
 }
 
@@ -300,15 +320,20 @@ impl<T: WireType + 'static> Reader<T> {
     }
 
     /// Every sample as it arrives, decoded. Ends when the participant goes away.
-    pub fn into_stream(self) -> impl Stream<Item = Received<T>> + Send + 'static {
-        self.inner.async_sample_stream().filter_map(|r| async move {
-            let sample = r.ok()?;
-            let from = ParticipantKey::of_writer(sample.sample_info().writer_guid());
-            let raw = sample.into_value();
-            Some(Received {
-                from,
-                value: T::decode(&raw.body, raw.order),
+    pub fn into_stream(self) -> futures::stream::BoxStream<'static, Received<T>> {
+        self.inner
+            .async_sample_stream()
+            .filter_map(|r| async move {
+                let sample = r.ok()?;
+                let from = ParticipantKey::of_writer(sample.sample_info().writer_guid());
+                let written_at = sample.sample_info().source_timestamp();
+                let raw = sample.into_value();
+                Some(Received {
+                    from,
+                    written_at,
+                    value: T::decode(&raw.body, raw.order),
+                })
             })
-        })
+            .boxed()
     }
 }

@@ -176,7 +176,7 @@ impl ComputingNode {
 /// A computing node that serves jobs in the background with a [`JobReplier`] until stopped.
 pub struct AsyncComputingNode {
     handle: ServerHandle,
-    work: Option<std_mpsc::Receiver<WorkItem>>,
+    work: Mutex<Option<std_mpsc::Receiver<WorkItem>>>,
     worker: Option<HelperThread>,
 }
 
@@ -189,7 +189,7 @@ impl AsyncComputingNode {
         let (handle, work) = ServerHandle::start(cfg, Some(0))?;
         Ok(Self {
             handle,
-            work: Some(work),
+            work: Mutex::new(Some(work)),
             worker: None,
         })
     }
@@ -205,7 +205,8 @@ impl AsyncComputingNode {
     /// Starts serving jobs with `replier` on a worker thread; returns at once.
     /// Calling it again after `stop` resumes serving (with the first replier).
     pub fn run(&mut self, replier: impl JobReplier) -> Result<(), Error> {
-        if let Some(work) = self.work.take() {
+        let work = self.work.lock().map_err(|_| Error::Stopped)?.take();
+        if let Some(work) = work {
             let commands = self.handle.commands.clone();
             self.worker = Some(HelperThread::spawn("amlip-worker", move || {
                 for item in work {

@@ -71,7 +71,7 @@ impl ClientHandle {
         timeout: Option<Duration>,
         respond: Responder,
     ) -> Result<TaskId, Error> {
-        let job_id = self.shared.allocate_task();
+        let job_id = self.shared.allocate_job();
         self.commands
             .send(ClientCommand::Submit {
                 job_id,

@@ -70,7 +70,7 @@ where
 /// A helper thread that ends by itself once its channel closes, joined for a bounded time.
 struct HelperThread {
     handle: Option<std::thread::JoinHandle<()>>,
-    finished: std_mpsc::Receiver<()>,
+    finished: std::sync::Mutex<std_mpsc::Receiver<()>>,
 }
 
 impl HelperThread {
@@ -84,13 +84,14 @@ impl HelperThread {
             })?;
         Ok(Self {
             handle: Some(handle),
-            finished,
+            finished: std::sync::Mutex::new(finished),
         })
     }
 
     fn join(&mut self, timeout: Duration) {
         if let Some(h) = self.handle.take() {
-            match self.finished.recv_timeout(timeout) {
+            let finished = self.finished.lock().map(|rx| rx.recv_timeout(timeout));
+            match finished.unwrap_or(Err(std_mpsc::RecvTimeoutError::Disconnected)) {
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
                     tracing::warn!(
                         "a job or listener callback is still running; not waiting for it"
@@ -101,5 +102,21 @@ impl HelperThread {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn nodes_can_be_shared_between_threads() {
+        send_sync::<MainNode>();
+        send_sync::<AsyncMainNode>();
+        send_sync::<ComputingNode>();
+        send_sync::<AsyncComputingNode>();
+        send_sync::<StatusNode>();
     }
 }

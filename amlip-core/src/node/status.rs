@@ -58,6 +58,13 @@ impl StatusNode {
                     }
                 };
                 core.publish_status(NodeState::Running).await;
+                // rustdds does not loop a participant's own samples back to it; AML-IP's status
+                // node does see itself, so report our own status directly.
+                callback(Status {
+                    id: core.id.clone(),
+                    node_kind: NodeKind::Status,
+                    state: NodeState::Running,
+                });
                 let mut inbound = select_all(streams);
                 loop {
                     tokio::select! {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::stream::{select_all, StreamExt};
 use tokio::sync::mpsc;
 
-use super::core::{parse_error_payload, Inbound, NodeCore, Role};
+use super::core::{parse_error_payload, Inbound, Load, NodeCore, Role};
 use crate::dds::{topics, Profile, Writer};
 use crate::error::JobError;
 use crate::runtime::Shutdown;
@@ -92,13 +92,17 @@ pub enum ClientCommand {
 /// State shared between the engine thread and the node handle.
 #[derive(Default)]
 pub struct ClientShared {
-    pub next_task: AtomicU32,
+    next_job: AtomicU32,
     pub stats: Mutex<ClientStats>,
 }
 
 impl ClientShared {
-    pub fn allocate_task(&self) -> TaskId {
-        self.next_task.fetch_add(1, Ordering::Relaxed)
+    /// A new job id. Job ids are what the API returns and the listener reports; the wire task
+    /// ids of a job's attempts are allocated by the engine in publication order (so that its
+    /// heartbeat can say which requests are still open), and equal the job ids as long as no
+    /// job is re-sent.
+    pub fn allocate_job(&self) -> TaskId {
+        self.next_job.fetch_add(1, Ordering::Relaxed)
     }
 }
 
@@ -142,6 +146,7 @@ struct ClientEngine {
     targets: Writer<MsReference>,
     jobs: HashMap<TaskId, Job>,
     attempts: HashMap<TaskId, Attempt>,
+    next_task: TaskId,
     queue: VecDeque<TaskId>,
     open_requests: usize,
     internal: mpsc::UnboundedSender<Internal>,
@@ -185,13 +190,14 @@ pub async fn run(
         targets,
         jobs: HashMap::new(),
         attempts: HashMap::new(),
+        next_task: 0,
         queue: VecDeque::new(),
         open_requests: 0,
         internal,
         last_waiting_warning: None,
     };
     core.publish_status(NodeState::Running).await;
-    core.publish_info(NodeState::Running, vec![]).await;
+    engine.heartbeat().await;
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut heartbeat = tokio::time::interval(core.cfg.heartbeat);
     loop {
@@ -201,17 +207,37 @@ pub async fn run(
             Some(ev) = inbound.next() => engine.on_inbound(ev).await,
             Some(ev) = internal_rx.recv() => engine.on_internal(ev).await,
             _ = tick.tick() => engine.on_tick().await,
-            _ = heartbeat.tick() => core.publish_info(NodeState::Running, vec![]).await,
+            _ = heartbeat.tick() => engine.heartbeat().await,
         }
     }
     for (id, job) in engine.jobs.drain() {
         job.respond.respond(Err(JobError::Stopped { task_id: id }));
     }
     core.publish_status(NodeState::Dropped).await;
-    core.publish_info(NodeState::Dropped, vec![]).await;
+    core.publish_info(NodeState::Dropped, Load::default()).await;
+    // Endpoints before the participant (it is dropped with the last `core`).
+    drop(engine);
+    drop(inbound);
 }
 
 impl ClientEngine {
+    /// Publishes the main's heartbeat: its task counter and open requests.
+    async fn heartbeat(&self) {
+        let mut open_tasks: Vec<TaskId> = self
+            .attempts
+            .iter()
+            .filter(|(_, a)| matches!(a.state, AttemptState::Requested))
+            .map(|(t, _)| *t)
+            .collect();
+        open_tasks.sort_unstable();
+        let load = Load {
+            jobs: vec![],
+            next_task: self.next_task,
+            open_tasks,
+        };
+        self.core.publish_info(NodeState::Running, load).await;
+    }
+
     async fn on_command(&mut self, cmd: ClientCommand) {
         match cmd {
             ClientCommand::Submit {
@@ -251,14 +277,15 @@ impl ClientEngine {
                 break;
             };
             if self.jobs.contains_key(&job_id) {
-                self.request(job_id, Some(job_id)).await;
+                self.request(job_id).await;
             }
         }
     }
 
-    /// Opens a request for `job_id` under `task` (or a fresh task id).
-    async fn request(&mut self, job_id: TaskId, task: Option<TaskId>) {
-        let task = task.unwrap_or_else(|| self.shared.allocate_task());
+    /// Opens a request for `job_id` under a fresh task id.
+    async fn request(&mut self, job_id: TaskId) {
+        let task = self.next_task;
+        self.next_task = self.next_task.wrapping_add(1);
         let now = Instant::now();
         self.attempts.insert(
             task,
@@ -287,6 +314,9 @@ impl ClientEngine {
             Inbound::Payload(env) if env.kind == ChunkKind::Solution => self.on_solution(env).await,
             Inbound::NewPeer(info) if info.kind == NodeKind::Computing => {
                 tracing::info!(node = %info.id, "computing node joined");
+                // A fresh heartbeat lets the newcomer tell our replayed history from live
+                // requests at once (see `server::verdict`).
+                self.heartbeat().await;
             }
             Inbound::PeersLost(ids) => {
                 for id in ids {
@@ -453,15 +483,14 @@ impl ClientEngine {
             return;
         }
         self.shared.stats.lock().expect("stats").resent += 1;
-        let new_task = self.shared.allocate_task();
         tracing::warn!(
             job = job_id,
             old_task = task,
-            new_task,
+            new_task = self.next_task,
             %server,
             "re-sending job: {why}"
         );
-        self.request(job_id, Some(new_task)).await;
+        self.request(job_id).await;
     }
 
     /// Re-sends jobs whose holder is gone, stopped listing them, or kept them too long.

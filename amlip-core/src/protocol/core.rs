@@ -11,7 +11,9 @@ use bytes::Bytes;
 use futures::stream::{LocalBoxStream, StreamExt};
 
 use crate::config::NodeConfig;
-use crate::dds::{topics, DdsError, Participant, ParticipantKey, Profile, Reader, Writer};
+use crate::dds::{
+    topics, DdsError, Participant, ParticipantKey, Profile, Reader, SourceTime, Writer,
+};
 use crate::peers::PeerTable;
 use crate::transfer::{ChunkOutcome, Envelope, TransferError, Transfers};
 use crate::wire::ext::{
@@ -21,10 +23,14 @@ use crate::wire::{
     AmlipId, MsData, MsReference, MsRequest, NodeKind, NodeState, Status, TaskId, WireType,
 };
 
+/// How long a stopping node waits for its `dropped` status to be acknowledged.
+const LAST_WORD_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// A decoded sample (or DDS event) for an engine.
 #[derive(Debug)]
 pub enum Inbound {
-    Request(MsRequest),
+    /// A request, with when its main wrote it.
+    Request(MsRequest, Option<SourceTime>),
     Reply(MsReference),
     Target(MsReference),
     /// A job (to a computing node) or a solution (to a main), whichever way it came.
@@ -41,6 +47,14 @@ pub enum Inbound {
     PeersLost(Vec<AmlipId>),
     /// Handled inside the core; engines ignore it.
     Internal,
+}
+
+/// What a heartbeat reports about the node's work.
+#[derive(Debug, Default)]
+pub struct Load {
+    pub jobs: Vec<JobProgress>,
+    pub next_task: TaskId,
+    pub open_tasks: Vec<TaskId>,
 }
 
 /// Which topics a node reads.
@@ -82,7 +96,6 @@ pub struct NodeCore {
     pub id: AmlipId,
     pub kind: NodeKind,
     pub cfg: NodeConfig,
-    pub participant: Participant,
     pub peers: RefCell<PeerTable>,
     pub transfers: Transfers,
     status_writer: Writer<Status>,
@@ -91,6 +104,8 @@ pub struct NodeCore {
     payloads: WriterCache<MsData>,
     chunks: WriterCache<Chunk>,
     credits: WriterCache<Credit>,
+    // Last: fields drop in order, and writers must go before their participant.
+    pub participant: Participant,
 }
 
 impl NodeCore {
@@ -127,10 +142,15 @@ impl NodeCore {
         if let Err(e) = self.status_writer.write(&s).await {
             tracing::warn!("cannot publish status {state:?}: {e}");
         }
+        if state == NodeState::Dropped {
+            // The node is about to leave: give readers a moment to receive its last word.
+            self.status_writer.flush(LAST_WORD_WAIT).await;
+        }
     }
 
-    /// Publishes a heartbeat listing the jobs this node holds (no-op without extensions).
-    pub async fn publish_info(&self, state: NodeState, jobs: Vec<JobProgress>) {
+    /// Publishes a heartbeat (no-op without extensions): a computing node lists the jobs it
+    /// holds, a main its task counter and open requests.
+    pub async fn publish_info(&self, state: NodeState, load: Load) {
         let Some(w) = &self.info_writer else { return };
         let info = NodeInfo {
             id: self.id.clone(),
@@ -141,7 +161,9 @@ impl NodeCore {
             chunk_size: self.cfg.stream.chunk_size as u32,
             window: self.cfg.stream.window as u32,
             heartbeat_ms: self.cfg.heartbeat.as_millis() as u32,
-            jobs,
+            jobs: load.jobs,
+            next_task: load.next_task,
+            open_tasks: load.open_tasks,
         };
         if let Err(e) = w.write(&info).await {
             tracing::debug!("cannot publish heartbeat: {e}");
@@ -230,7 +252,7 @@ impl NodeCore {
                         &topics::job_reply_available(me),
                         Profile::JobControl,
                     )?)
-                    .map(|(_, r)| Inbound::Reply(r))
+                    .map(|s| Inbound::Reply(s.value))
                     .boxed_local(),
                 );
                 streams.push(self.payload_stream(&topics::job_task_solution(me))?);
@@ -241,12 +263,12 @@ impl NodeCore {
                         topics::JOB_REQUEST_AVAILABILITY,
                         Profile::JobControl,
                     )?)
-                    .map(|(_, r)| Inbound::Request(r))
+                    .map(|s| Inbound::Request(s.value, s.written_at))
                     .boxed_local(),
                 );
                 streams.push(
                     decoded(p.reader::<MsReference>(topics::JOB_TASK_TARGET, Profile::JobControl)?)
-                        .map(|(_, r)| Inbound::Target(r))
+                        .map(|s| Inbound::Target(s.value))
                         .boxed_local(),
                 );
                 streams.push(self.payload_stream(&topics::job_task_data(me))?);
@@ -256,9 +278,9 @@ impl NodeCore {
         let core = self.clone();
         streams.push(
             decoded(p.reader::<Status>(topics::STATUS, Profile::Status)?)
-                .map(move |(from, s)| {
-                    core.peers.borrow_mut().on_status(&s, from);
-                    Inbound::Status(s)
+                .map(move |s| {
+                    core.peers.borrow_mut().on_status(&s.value, s.from);
+                    Inbound::Status(s.value)
                 })
                 .boxed_local(),
         );
@@ -276,12 +298,15 @@ impl NodeCore {
             let core = self.clone();
             streams.push(
                 decoded(p.reader::<NodeInfo>(topics::NODE_INFO, Profile::NodeInfo)?)
-                    .map(move |(from, info)| {
+                    .map(move |s| {
+                        let info = s.value;
                         let id = info.id.clone();
-                        let first =
-                            core.peers
-                                .borrow_mut()
-                                .on_info(info.clone(), from, Instant::now());
+                        let first = core.peers.borrow_mut().on_info(
+                            info.clone(),
+                            s.from,
+                            s.written_at,
+                            Instant::now(),
+                        );
                         if first {
                             core.prepare_writers_to(&info);
                             Inbound::NewPeer(info)
@@ -294,14 +319,14 @@ impl NodeCore {
             let core = self.clone();
             streams.push(
                 decoded(p.reader::<Chunk>(&topics::stream(me), Profile::Stream)?)
-                    .map(move |(from, chunk)| core.on_chunk(chunk, from))
+                    .map(move |s| core.on_chunk(s.value, s.from))
                     .boxed_local(),
             );
             let core = self.clone();
             streams.push(
                 decoded(p.reader::<Credit>(&topics::credit(me), Profile::Credit)?)
-                    .map(move |(_, credit)| {
-                        core.transfers.on_credit(&credit);
+                    .map(move |s| {
+                        core.transfers.on_credit(&s.value);
                         Inbound::Internal
                     })
                     .boxed_local(),
@@ -320,7 +345,8 @@ impl NodeCore {
             self.participant
                 .reader::<MsData>(topic, Profile::JobPayload)?,
         )
-        .map(move |(_, d)| {
+        .map(move |s| {
+            let d = s.value;
             Inbound::Payload(Envelope {
                 kind,
                 client_id: d.client_id,
@@ -363,16 +389,27 @@ impl NodeCore {
     }
 }
 
+/// A well-formed sample, who wrote it and when.
+pub struct Sample<T> {
+    pub from: ParticipantKey,
+    pub written_at: Option<SourceTime>,
+    pub value: T,
+}
+
 /// Decodes a reader's samples; a malformed one is logged (rate-limited) and dropped, never
 /// passed on and never a panic.
 pub fn decoded<T: WireType + 'static>(
     reader: Reader<T>,
-) -> impl futures::Stream<Item = (ParticipantKey, T)> + 'static {
+) -> impl futures::Stream<Item = Sample<T>> + 'static {
     let topic = reader.topic().to_owned();
     let mut bad = 0u64;
     reader.into_stream().filter_map(move |r| {
         let out = match r.value {
-            Ok(v) => Some((r.from, v)),
+            Ok(value) => Some(Sample {
+                from: r.from,
+                written_at: r.written_at,
+                value,
+            }),
             Err(e) => {
                 bad += 1;
                 if bad <= 10 || bad.is_power_of_two() {

@@ -7,7 +7,7 @@
 //! as taken, so a node that starts late is not confused by the replayed history; requests from
 //! mains that are gone are dropped; every wait has a timeout.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -18,8 +18,8 @@ use bytes::Bytes;
 use futures::stream::{select_all, StreamExt};
 use tokio::sync::mpsc;
 
-use super::core::{error_payload, Inbound, NodeCore, Role};
-use crate::dds::topics;
+use super::core::{error_payload, Inbound, Load, NodeCore, Role};
+use crate::dds::{topics, SourceTime};
 use crate::runtime::Shutdown;
 use crate::transfer::Envelope;
 use crate::wire::ext::{ChunkKind, JobPhase, JobProgress};
@@ -123,6 +123,12 @@ impl<T: Eq + Hash + Clone> RecentSet<T> {
 
 type Key = (AmlipId, TaskId);
 
+/// An open request and when its main wrote it.
+struct Pending {
+    key: Key,
+    written_at: Option<SourceTime>,
+}
+
 struct Held {
     key: Key,
     phase: JobPhase,
@@ -139,10 +145,20 @@ enum Internal {
     SolutionSent(Key),
 }
 
+/// What to do with an open request.
+enum Verdict {
+    Answer,
+    /// Not yet: we may still be receiving this main's history.
+    Defer,
+    Drop,
+}
+
 struct ServerEngine {
     core: Rc<NodeCore>,
     shared: Arc<ServerShared>,
-    pending: VecDeque<Key>,
+    pending: VecDeque<Pending>,
+    /// When each main's first request arrived.
+    first_heard: HashMap<AmlipId, Instant>,
     taken: RecentSet<Key>,
     replied: RecentSet<Key>,
     served: RecentSet<Key>,
@@ -183,6 +199,7 @@ pub async fn run(
         core: core.clone(),
         shared,
         pending: VecDeque::new(),
+        first_heard: HashMap::new(),
         taken: RecentSet::new(MEMORY),
         replied: RecentSet::new(MEMORY),
         served: RecentSet::new(MEMORY),
@@ -216,7 +233,9 @@ pub async fn run(
         }
     }
     core.publish_status(NodeState::Dropped).await;
-    core.publish_info(NodeState::Dropped, vec![]).await;
+    core.publish_info(NodeState::Dropped, Load::default()).await;
+    drop(engine);
+    drop(inbound);
 }
 
 impl ServerEngine {
@@ -259,7 +278,11 @@ impl ServerEngine {
                 }
             })
             .collect();
-        self.core.publish_info(self.state(), jobs).await;
+        let load = Load {
+            jobs,
+            ..Load::default()
+        };
+        self.core.publish_info(self.state(), load).await;
     }
 
     async fn on_command(&mut self, cmd: ServerCommand) {
@@ -301,10 +324,13 @@ impl ServerEngine {
 
     async fn on_inbound(&mut self, ev: Inbound) {
         match ev {
-            Inbound::Request(r) => {
+            Inbound::Request(r, written_at) => {
+                self.first_heard
+                    .entry(r.client_id.clone())
+                    .or_insert_with(Instant::now);
                 let key = (r.client_id, r.task_id);
                 if !self.taken.contains(&key) && !self.replied.contains(&key) {
-                    self.pending.push_back(key);
+                    self.pending.push_back(Pending { key, written_at });
                     if self.pending.len() > MEMORY {
                         self.pending.pop_front();
                     }
@@ -441,18 +467,67 @@ impl ServerEngine {
         });
     }
 
+    /// Whether to answer an open request now.
+    ///
+    /// A computing node that starts late receives the mains' request and target histories at
+    /// about the same time, in no guaranteed order, and must not answer requests already taken.
+    /// An amlip main's heartbeat says exactly which of its requests are still open (its task
+    /// counter and open set), for every request it wrote before that heartbeat (both carry the
+    /// main's source timestamp; mains heartbeat as soon as they discover a computing node).
+    /// For a request newer than any heartbeat, or from a plain AML-IP main, we wait
+    /// `history_settle` after first hearing from that main, so that its target history arrives
+    /// first; after that, requests are live and answered at once.
+    fn verdict(&self, req: &Pending, now: Instant) -> Verdict {
+        let key = &req.key;
+        if self.taken.contains(key) || self.replied.contains(key) {
+            return Verdict::Drop;
+        }
+        let peers = self.core.peers.borrow();
+        if peers.gone(&key.0, now).is_some() {
+            return Verdict::Drop;
+        }
+        if let Some((info, Some(heartbeat_at))) = peers.info_with_time(&key.0) {
+            if req.written_at.is_some_and(|r| r <= heartbeat_at) {
+                let stale = key.1 < info.next_task && !info.open_tasks.contains(&key.1);
+                return if stale {
+                    Verdict::Drop
+                } else {
+                    Verdict::Answer
+                };
+            }
+        }
+        let settling = self
+            .first_heard
+            .get(&key.0)
+            .is_some_and(|t| now.duration_since(*t) < self.core.cfg.history_settle);
+        if settling {
+            Verdict::Defer
+        } else {
+            Verdict::Answer
+        }
+    }
+
     /// If idle and willing, answers the oldest open request.
     async fn try_answer(&mut self) {
         if !self.idle() || !self.willing() {
             return;
         }
         let now = Instant::now();
-        while let Some(key) = self.pending.pop_front() {
-            if self.taken.contains(&key) || self.replied.contains(&key) {
-                continue;
-            }
-            if self.core.peers.borrow().gone(&key.0, now).is_some() {
-                continue;
+        let mut i = 0;
+        while i < self.pending.len() {
+            let key = self.pending[i].key.clone();
+            match self.verdict(&self.pending[i], now) {
+                Verdict::Drop => {
+                    self.pending.remove(i);
+                    continue;
+                }
+                Verdict::Defer => {
+                    i += 1;
+                    continue;
+                }
+                Verdict::Answer => {
+                    self.pending.remove(i);
+                }
             }
             let reply = MsReference {
                 client_id: key.0.clone(),
@@ -503,7 +578,7 @@ impl ServerEngine {
                     ctx.cancelled.store(true, Ordering::Relaxed);
                 }
             }
-            self.pending.retain(|k| peers.gone(&k.0, now).is_none());
+            self.pending.retain(|p| peers.gone(&p.key.0, now).is_none());
         }
         self.dispatch();
         self.try_answer().await;

@@ -83,7 +83,14 @@ pub struct NodeInfo {
     /// Bytes a sender may have in flight to this node before it grants more.
     pub window: u32,
     pub heartbeat_ms: u32,
+    /// Computing nodes: the jobs this node holds.
     pub jobs: Vec<JobProgress>,
+    /// Mains: the next task id this main will use. A request with a lower id that is not in
+    /// `open_tasks` was already taken or withdrawn, so a late-joining computing node replaying
+    /// history knows not to answer it.
+    pub next_task: TaskId,
+    /// Mains: the requests still waiting for a computing node.
+    pub open_tasks: Vec<TaskId>,
 }
 
 impl NodeInfo {
@@ -157,6 +164,11 @@ impl WireType for NodeInfo {
             w.u32(j.done);
             w.u32(j.total);
         }
+        w.u32(self.next_task);
+        w.u32(self.open_tasks.len() as u32);
+        for t in &self.open_tasks {
+            w.u32(*t);
+        }
         w.finish()
     }
 
@@ -188,6 +200,17 @@ impl WireType for NodeInfo {
                 total: r.u32("jobs.total")?,
             });
         }
+        let next_task = r.u32("next_task")?;
+        let n = r.u32("open_tasks.length")? as usize;
+        if n > r.remaining() / 4 {
+            return Err(WireError::Invalid {
+                field: "open_tasks.length",
+                reason: format!("{n} task ids cannot fit in {} bytes", r.remaining()),
+            });
+        }
+        let open_tasks = (0..n)
+            .map(|_| r.u32("open_tasks"))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             id,
             version,
@@ -198,6 +221,8 @@ impl WireType for NodeInfo {
             window,
             heartbeat_ms,
             jobs,
+            next_task,
+            open_tasks,
         })
     }
 }
@@ -360,6 +385,8 @@ mod tests {
                 done: 4,
                 total: 10,
             }],
+            next_task: 12,
+            open_tasks: vec![10, 11],
         };
         assert_eq!(NodeInfo::from_payload(&info.to_payload()).unwrap(), info);
         assert!(info.supports_stream());
@@ -406,10 +433,13 @@ mod tests {
             window: 0,
             heartbeat_ms: 0,
             jobs: vec![],
+            next_task: 0,
+            open_tasks: vec![],
         }
         .to_payload();
         let n = p.len();
-        p[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        // jobs.length sits before next_task and open_tasks.length.
+        p[n - 12..n - 8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(NodeInfo::from_payload(&p).is_err());
     }
 }

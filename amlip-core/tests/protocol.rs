@@ -1,0 +1,252 @@
+//! The job protocol between real nodes over DDS on loopback: N mains x M computing nodes.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use amlip_core::prelude::*;
+use common::{cfg, uppercase_node, wait_until, Outcomes};
+
+/// Sends `jobs` jobs from an async main and checks each is answered once, correctly.
+/// Returns how many each computing node solved.
+fn run_async_main(
+    main: &AsyncMainNode,
+    outcomes: &Outcomes,
+    tag: &str,
+    jobs: usize,
+) -> HashMap<AmlipId, usize> {
+    let mut expected = HashMap::new();
+    for j in 0..jobs {
+        let payload = format!("{tag}-job-{j}");
+        let task = main.request_job_solution(payload.clone()).unwrap();
+        expected.insert(task, payload.to_ascii_uppercase());
+    }
+    assert!(
+        wait_until(Duration::from_secs(60), || outcomes.len() >= jobs),
+        "{tag}: only {} of {jobs} jobs answered",
+        outcomes.len()
+    );
+    std::thread::sleep(Duration::from_millis(200)); // a late duplicate would show up here
+    let solutions = outcomes.solutions_once();
+    assert_eq!(
+        solutions.len(),
+        jobs,
+        "{tag}: every job answered exactly once"
+    );
+    let mut per_server = HashMap::new();
+    for (task, (data, server)) in solutions {
+        assert_eq!(
+            std::str::from_utf8(&data).unwrap(),
+            expected[&task],
+            "{tag}: solution of task {task}"
+        );
+        *per_server.entry(server).or_insert(0) += 1;
+    }
+    per_server
+}
+
+#[test]
+fn one_main_three_computing_nodes() {
+    let d = 100;
+    let nodes: Vec<_> = (0..3)
+        .map(|i| uppercase_node(&format!("Computing{i}"), d, Duration::from_millis(5)))
+        .collect();
+    let outcomes = Outcomes::default();
+    let main = AsyncMainNode::with_config(cfg("Main", d), outcomes.clone()).unwrap();
+    let per_server = run_async_main(&main, &outcomes, "m", 30);
+    assert!(
+        per_server.len() >= 2,
+        "jobs spread over several nodes: {per_server:?}"
+    );
+    let served: u64 = nodes.iter().map(|n| n.jobs_served()).sum();
+    assert_eq!(served, 30, "no job was computed twice");
+    assert_eq!(main.stats().duplicates_dropped, 0);
+}
+
+#[test]
+fn three_mains_one_computing_node() {
+    let d = 101;
+    let node = uppercase_node("Computing", d, Duration::ZERO);
+    let mains: Vec<_> = (0..3)
+        .map(|i| MainNode::with_config(cfg(&format!("Main{i}"), d)).unwrap())
+        .collect();
+    let node_id = node.id().clone();
+    std::thread::scope(|s| {
+        for (i, main) in mains.iter().enumerate() {
+            let node_id = &node_id;
+            s.spawn(move || {
+                for j in 0..10 {
+                    let job = format!("main{i}-job{j}");
+                    let sol = main
+                        .request_job_solution(job.clone(), Duration::from_secs(30))
+                        .unwrap();
+                    assert_eq!(sol.data, job.to_ascii_uppercase().as_bytes());
+                    assert_eq!(&sol.server_id, node_id);
+                }
+            });
+        }
+    });
+    assert_eq!(node.jobs_served(), 30);
+}
+
+#[test]
+fn three_mains_five_computing_nodes_twenty_jobs_each() {
+    let d = 102;
+    let nodes: Vec<_> = (0..5)
+        .map(|i| uppercase_node(&format!("Computing{i}"), d, Duration::from_millis(10)))
+        .collect();
+    let mains: Vec<_> = (0..3)
+        .map(|i| {
+            let o = Outcomes::default();
+            (
+                AsyncMainNode::with_config(cfg(&format!("Main{i}"), d), o.clone()).unwrap(),
+                o,
+            )
+        })
+        .collect();
+    let mut all_servers: HashMap<AmlipId, usize> = HashMap::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = mains
+            .iter()
+            .enumerate()
+            .map(|(i, (m, o))| s.spawn(move || run_async_main(m, o, &format!("main{i}"), 20)))
+            .collect();
+        for h in handles {
+            for (server, n) in h.join().unwrap() {
+                *all_servers.entry(server).or_insert(0) += n;
+            }
+        }
+    });
+    assert_eq!(all_servers.values().sum::<usize>(), 60);
+    assert!(
+        all_servers.len() >= 3,
+        "jobs spread over several computing nodes: {all_servers:?}"
+    );
+    let served: u64 = nodes.iter().map(|n| n.jobs_served()).sum();
+    assert_eq!(served, 60, "no job was computed twice");
+}
+
+#[test]
+fn blocking_computing_node_serves_one_job_per_call() {
+    let d = 103;
+    let node = ComputingNode::with_config(cfg("Computing", d)).unwrap();
+    let main = MainNode::with_config(cfg("Main", d)).unwrap();
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let a = main
+                .request_job_solution("first", Duration::from_secs(20))
+                .unwrap();
+            let b = main.request_job_solution("second", Duration::from_secs(20));
+            (a, b)
+        });
+        let first = node
+            .process_job(
+                |job| Ok(Bytes::from(job.data.to_ascii_uppercase())),
+                Duration::from_secs(20),
+            )
+            .unwrap();
+        let second = node
+            .process_job(
+                |_job| Err("this job is not supported".into()),
+                Duration::from_secs(20),
+            )
+            .unwrap();
+        assert_eq!(first.client_id, *main.id());
+        assert_eq!(second.error.as_deref(), Some("this job is not supported"));
+        let (a, b) = h.join().unwrap();
+        assert_eq!(&a.data[..], b"FIRST");
+        match b {
+            Err(Error::Job(JobError::Failed {
+                message, server_id, ..
+            })) => {
+                assert_eq!(message, "this job is not supported");
+                assert_eq!(&server_id, node.id());
+            }
+            other => panic!("expected an error solution, got {other:?}"),
+        }
+    });
+    // With no call waiting, the node takes no job: the main times out with a clear reason.
+    let err = main
+        .request_job_solution("nobody", Duration::from_millis(800))
+        .unwrap_err();
+    assert!(err.to_string().contains("no solution within"), "{err}");
+}
+
+#[test]
+fn a_panicking_job_gets_an_error_solution_and_the_node_keeps_serving() {
+    let d = 104;
+    let mut node = AsyncComputingNode::with_config(cfg("Computing", d)).unwrap();
+    node.run(|job: &Job, _ctx: &JobContext| {
+        if &job.data[..] == b"boom" {
+            panic!("cannot handle boom");
+        }
+        Ok(Bytes::from(job.data.to_ascii_uppercase()))
+    })
+    .unwrap();
+    let main = MainNode::with_config(cfg("Main", d)).unwrap();
+    let err = main
+        .request_job_solution("boom", Duration::from_secs(20))
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot handle boom"), "{err}");
+    let ok = main
+        .request_job_solution("fine", Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(&ok.data[..], b"FINE");
+    assert_eq!(node.jobs_failed(), 1);
+}
+
+#[test]
+fn a_stopped_computing_node_takes_no_more_jobs() {
+    let d = 105;
+    let mut a = uppercase_node("A", d, Duration::ZERO);
+    let main = MainNode::with_config(cfg("Main", d)).unwrap();
+    let s = main
+        .request_job_solution("x", Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(&s.server_id, a.id());
+    a.stop();
+    let b = uppercase_node("B", d, Duration::ZERO);
+    for _ in 0..5 {
+        let s = main
+            .request_job_solution("y", Duration::from_secs(20))
+            .unwrap();
+        assert_eq!(&s.server_id, b.id());
+    }
+    assert_eq!(a.jobs_served(), 1);
+}
+
+#[test]
+fn status_node_sees_every_node_start_and_drop() {
+    let d = 106;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Status>::new()));
+    let mut status = StatusNode::with_config(cfg("Status", d)).unwrap();
+    let s2 = seen.clone();
+    status
+        .process_status_async(move |s| s2.lock().unwrap().push(s))
+        .unwrap();
+    let main = MainNode::with_config(cfg("Main", d)).unwrap();
+    let computing = uppercase_node("Computing", d, Duration::ZERO);
+    let (main_id, computing_id) = (main.id().clone(), computing.id().clone());
+    let has = |id: &AmlipId, kind: NodeKind, state: NodeState| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.id == *id && s.node_kind == kind && s.state == state)
+    };
+    assert!(wait_until(Duration::from_secs(10), || {
+        has(&main_id, NodeKind::Main, NodeState::Running)
+            && has(&computing_id, NodeKind::Computing, NodeState::Running)
+    }));
+    drop(main);
+    drop(computing);
+    assert!(wait_until(Duration::from_secs(10), || {
+        has(&main_id, NodeKind::Main, NodeState::Dropped)
+            && has(&computing_id, NodeKind::Computing, NodeState::Dropped)
+    }));
+    let kinds: HashSet<_> = seen.lock().unwrap().iter().map(|s| s.node_kind).collect();
+    assert!(
+        kinds.contains(&NodeKind::Status),
+        "the status node reports itself too"
+    );
+}
