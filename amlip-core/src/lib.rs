@@ -18,6 +18,7 @@
 //! - [`config`]: domain, network and every timeout.
 //! - [`jobs`]: built-in jobs (the upper-case job AML-IP's tests use).
 //! - [`error`]: the errors node APIs return.
+//! - `cli` (feature `cli`): flags, logging and Ctrl-C handling shared by the binaries.
 //!
 //! # A first program
 //! ```no_run
@@ -32,6 +33,8 @@
 //! # Ok::<(), amlip_core::Error>(())
 //! ```
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod dds;
 pub mod error;

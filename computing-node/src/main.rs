@@ -1,1 +1,101 @@
-fn main() {}
+//! `computing-node`: serves jobs from any main on the domain until Ctrl-C.
+
+use std::time::{Duration, Instant};
+
+use amlip_core::cli::{self, NodeArgs};
+use amlip_core::prelude::*;
+use anyhow::Context;
+use clap::Parser;
+
+/// Serve amlip / AML-IP jobs until Ctrl-C.
+///
+/// The node finds main nodes on its DDS domain by itself. It answers each job with the
+/// built-in job below; errors in a job are sent back as error solutions and the node keeps
+/// serving.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    node: NodeArgs,
+
+    /// The job to serve: `uppercase` answers the payload upper-cased (the job AML-IP's own
+    /// tests use).
+    #[arg(long, default_value = "uppercase", value_parser = ["uppercase"])]
+    job: String,
+
+    /// Serve this many jobs, then exit (default: until Ctrl-C).
+    #[arg(long)]
+    max_jobs: Option<u64>,
+
+    /// Spend this long on each job before answering (simulates work; e.g. 500ms).
+    #[arg(long, default_value = "0s", value_parser = cli::duration_arg)]
+    work_time: Duration,
+
+    /// Log every job.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    cli::init_logging(args.verbose);
+    let stop =
+        cli::ctrl_c(Duration::from_millis(900)).context("cannot install the Ctrl-C handler")?;
+    let cfg = args.node.config("Computing");
+    let mut node =
+        AsyncComputingNode::with_config(cfg).context("cannot start the computing node")?;
+    let verbose = args.verbose;
+    let work_time = args.work_time;
+    node.run(move |job: &Job, ctx: &JobContext| {
+        let t = Instant::now();
+        if verbose || !work_time.is_zero() {
+            tracing::info!(task = job.task_id, main = %job.client_id, bytes = job.data.len(), "working on job");
+        }
+        while t.elapsed() < work_time && !ctx.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(10).min(work_time));
+        }
+        let solution = amlip_core::jobs::uppercase(job, ctx);
+        if verbose {
+            tracing::info!(
+                task = job.task_id,
+                main = %job.client_id,
+                bytes = job.data.len(),
+                "job solved in {:?}",
+                t.elapsed()
+            );
+        }
+        solution
+    })?;
+    println!(
+        "computing node {} serving `{}` jobs on domain {}; Ctrl-C to stop",
+        node.id(),
+        args.job,
+        node.domain()
+    );
+    let mut last_report = (Instant::now(), 0u64);
+    loop {
+        match stop.recv_timeout(Duration::from_millis(100)) {
+            Ok(()) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let served = node.jobs_served() + node.jobs_failed();
+        if args.max_jobs.is_some_and(|m| served >= m) {
+            // Let the last solution leave before the node does.
+            std::thread::sleep(Duration::from_millis(300));
+            break;
+        }
+        if last_report.0.elapsed() >= Duration::from_secs(5) && served != last_report.1 {
+            tracing::info!(
+                served = node.jobs_served(),
+                failed = node.jobs_failed(),
+                "jobs so far"
+            );
+            last_report = (Instant::now(), served);
+        }
+    }
+    let (served, failed) = (node.jobs_served(), node.jobs_failed());
+    drop(node);
+    println!("computing node stopped after {served} jobs ({failed} failed)");
+    Ok(())
+}

@@ -1,1 +1,75 @@
-fn main() {}
+//! `main-node`: sends jobs to the computing nodes of its DDS domain.
+
+mod bench;
+mod jobs;
+mod procs;
+
+use std::time::Duration;
+
+use amlip_core::cli::{self, NodeArgs};
+use amlip_core::prelude::*;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// Send jobs to computing nodes on the same DDS domain and collect their solutions.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    node: NodeArgs,
+
+    /// Log more.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Send one job (text) and print its solution.
+    Send {
+        /// The job's payload.
+        payload: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "30s", value_parser = cli::duration_arg)]
+        timeout: Duration,
+    },
+    /// Send N upper-case jobs of a given size, check each solution, print per-job times.
+    Jobs(jobs::JobsArgs),
+    /// Measure round trips and throughput of upper-case jobs against TCP on loopback.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if matches!(args.command, Command::Bench(_))
+        && !args.verbose
+        && std::env::var_os("RUST_LOG").is_none()
+    {
+        // Keep the tables readable.
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    cli::init_logging(args.verbose);
+    let stop =
+        cli::ctrl_c(Duration::from_millis(900)).context("cannot install the Ctrl-C handler")?;
+    match args.command {
+        Command::Send { payload, timeout } => {
+            let main = MainNode::with_config(args.node.config("Main"))
+                .context("cannot start the main node")?;
+            eprintln!("main node {} on domain {}", main.id(), main.domain());
+            let solution = main
+                .request_job_solution(payload, timeout)
+                .context("the job got no solution")?;
+            println!("{}", String::from_utf8_lossy(&solution.data));
+            eprintln!(
+                "solved by {} (task {})",
+                solution.server_id, solution.task_id
+            );
+            Ok(())
+        }
+        Command::Jobs(j) => jobs::run(&args.node, &j, &stop),
+        Command::Bench(b) => bench::run(&args.node, &b, &stop),
+    }
+}

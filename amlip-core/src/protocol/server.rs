@@ -545,6 +545,7 @@ impl ServerEngine {
                 tracing::warn!(main = %key.0, task = key.1, "cannot answer availability: {e}");
                 continue;
             }
+            tracing::debug!(main = %key.0, task = key.1, "answered availability");
             self.replied.insert(key.clone());
             self.awaiting = Some(Awaiting { key, since: now });
             return;

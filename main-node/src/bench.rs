@@ -1,0 +1,296 @@
+//! `main-node bench`: job round trips and throughput over DDS, with a TCP loopback transfer of
+//! the same bytes measured in the same run as the physical reference.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amlip_core::cli::{self, NodeArgs};
+use amlip_core::prelude::*;
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use crate::procs::Children;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Payload sizes for round trips (job and solution both this size).
+    #[arg(long, value_delimiter = ',', default_value = "1KB,1MB,10MB", value_parser = cli::size_arg)]
+    sizes: Vec<usize>,
+
+    /// Measured round trips per size (after the warm-up).
+    #[arg(long, default_value_t = 20)]
+    jobs: usize,
+
+    /// Warm-up round trips per size (not measured).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+
+    /// Computing-node counts for the tiny-job throughput runs (0 skips them).
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    nodes: Vec<usize>,
+
+    /// Tiny (16-byte) jobs per throughput run.
+    #[arg(long, default_value_t = 2000)]
+    tiny_jobs: usize,
+
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(node: &NodeArgs, args: &BenchArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
+    println!(
+        "bench on domain {} (network {:?}{})",
+        node.domain,
+        node.network,
+        if node.network == Network::All {
+            "; use --network localhost when every node is on this host"
+        } else {
+            ""
+        }
+    );
+    let tcp = TcpEcho::start()?;
+    let mut results = Vec::new();
+    {
+        let _computing = Children::spawn_computing(node, 1, &[])?;
+        let main = MainNode::with_config(node.config("BenchMain"))?;
+        wait_for_nodes(&main, 1, stop)?;
+        println!(
+            "\nround trips (job + equal-size solution), {} per size after {} warm-up:",
+            args.jobs, args.warmup
+        );
+        println!(
+            "{:>10} {:>11} {:>11} {:>11} {:>12} {:>9} {:>11}",
+            "size", "median", "p99", "min", "TCP median", "ours/TCP", "MB/s (ours)"
+        );
+        for &size in &args.sizes {
+            check_stop(stop)?;
+            let ours = measure(args, |i| {
+                let job = payload(size, i);
+                let t = Instant::now();
+                let s = main.request_job_solution(job, Duration::from_secs(120))?;
+                let e = t.elapsed();
+                if s.data.len() != size {
+                    bail!("solution of {} bytes for a {size}-byte job", s.data.len());
+                }
+                Ok(e)
+            })?;
+            let reference = measure(args, |i| tcp.round_trip(&payload(size, i)))?;
+            let ratio = ours.median.as_secs_f64() / reference.median.as_secs_f64();
+            let mbps = 2.0 * size as f64 / ours.median.as_secs_f64() / 1e6;
+            println!(
+                "{:>10} {:>11} {:>11} {:>11} {:>12} {:>9.2} {:>11.0}",
+                human_size(size),
+                ms(ours.median),
+                ms(ours.p99),
+                ms(ours.min),
+                ms(reference.median),
+                ratio,
+                mbps
+            );
+            results.push(json!({
+                "kind": "round_trip", "size": size, "jobs": args.jobs,
+                "median_ms": ours.median.as_secs_f64() * 1e3,
+                "p99_ms": ours.p99.as_secs_f64() * 1e3,
+                "min_ms": ours.min.as_secs_f64() * 1e3,
+                "tcp_median_ms": reference.median.as_secs_f64() * 1e3,
+                "ratio_to_tcp": ratio,
+            }));
+        }
+    }
+    let nodes: Vec<usize> = args.nodes.iter().copied().filter(|n| *n > 0).collect();
+    if !nodes.is_empty() {
+        println!(
+            "\nthroughput of {} tiny jobs (16 bytes), all submitted at once:",
+            args.tiny_jobs
+        );
+        println!(
+            "{:>16} {:>10} {:>10}",
+            "computing nodes", "jobs/s", "seconds"
+        );
+    }
+    for n in nodes {
+        check_stop(stop)?;
+        let (rate, secs) = throughput(node, n, args.tiny_jobs, stop)?;
+        println!("{n:>16} {rate:>10.0} {secs:>10.2}");
+        results.push(json!({
+            "kind": "throughput", "computing_nodes": n, "jobs": args.tiny_jobs,
+            "jobs_per_s": rate, "seconds": secs,
+        }));
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&results)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("\nresults written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn check_stop(stop: &Receiver<()>) -> anyhow::Result<()> {
+    if stop.try_recv().is_ok() {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+fn wait_for_nodes(main: &MainNode, n: usize, stop: &Receiver<()>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while main.stats().computing_nodes.len() < n {
+        check_stop(stop)?;
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {n} computing nodes showed up within 30 s",
+                main.stats().computing_nodes.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Distinct lower-case content per job, so a stale buffer cannot pass for a solution.
+fn payload(size: usize, i: usize) -> Vec<u8> {
+    vec![b'a' + (i % 26) as u8; size]
+}
+
+struct Timings {
+    median: Duration,
+    p99: Duration,
+    min: Duration,
+}
+
+fn measure(
+    args: &BenchArgs,
+    mut once: impl FnMut(usize) -> anyhow::Result<Duration>,
+) -> anyhow::Result<Timings> {
+    for i in 0..args.warmup {
+        once(i)?;
+    }
+    let mut v = (0..args.jobs.max(1))
+        .map(&mut once)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    v.sort();
+    let pct = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    Ok(Timings {
+        median: pct(0.5),
+        p99: pct(0.99),
+        min: v[0],
+    })
+}
+
+fn throughput(
+    node: &NodeArgs,
+    n: usize,
+    jobs: usize,
+    stop: &Receiver<()>,
+) -> anyhow::Result<(f64, f64)> {
+    let _computing = Children::spawn_computing(node, n, &[])?;
+    let done = Arc::new(AtomicU64::new(0));
+    let d = done.clone();
+    let main = AsyncMainNode::with_config(node.config("BenchMain"), move |s: Bytes, _t, _id| {
+        if s.len() == 16 {
+            d.fetch_add(1, Ordering::Relaxed);
+        }
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while main.stats().computing_nodes.len() < n {
+        check_stop(stop)?;
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {n} computing nodes showed up",
+                main.stats().computing_nodes.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Warm up every node's endpoints.
+    for _ in 0..(4 * n) {
+        main.request_job_solution(vec![b'w'; 16])?;
+    }
+    while done.load(Ordering::Relaxed) < (4 * n) as u64 {
+        check_stop(stop)?;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    done.store(0, Ordering::Relaxed);
+    let t = Instant::now();
+    for i in 0..jobs {
+        main.request_job_solution(payload(16, i))?;
+    }
+    let limit = Duration::from_secs(120);
+    while done.load(Ordering::Relaxed) < jobs as u64 {
+        check_stop(stop)?;
+        if t.elapsed() > limit {
+            bail!(
+                "only {} of {jobs} tiny jobs solved in {limit:?}",
+                done.load(Ordering::Relaxed)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    Ok((jobs as f64 / secs, secs))
+}
+
+/// An echo server on loopback answering each message upper-cased: the same bytes a job and
+/// its solution move, over plain TCP.
+struct TcpEcho {
+    stream: std::sync::Mutex<TcpStream>,
+}
+
+impl TcpEcho {
+    fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+        let addr = listener.local_addr()?;
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.set_nodelay(true);
+                let mut len = [0u8; 8];
+                while s.read_exact(&mut len).is_ok() {
+                    let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
+                    if s.read_exact(&mut buf).is_err() {
+                        break;
+                    }
+                    buf.make_ascii_uppercase();
+                    if s.write_all(&len).and_then(|_| s.write_all(&buf)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Self {
+            stream: std::sync::Mutex::new(stream),
+        })
+    }
+
+    fn round_trip(&self, data: &[u8]) -> anyhow::Result<Duration> {
+        let mut s = self.stream.lock().expect("tcp stream");
+        let t = Instant::now();
+        s.write_all(&(data.len() as u64).to_le_bytes())?;
+        s.write_all(data)?;
+        let mut len = [0u8; 8];
+        s.read_exact(&mut len)?;
+        let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
+        s.read_exact(&mut buf)?;
+        Ok(t.elapsed())
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn human_size(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{} MB", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{} KB", n / 1_000),
+        n => format!("{n} B"),
+    }
+}

@@ -1,0 +1,260 @@
+//! The real binaries as separate processes: every job solved, a SIGKILLed holder survived,
+//! a late node not confused by history, Ctrl-C honoured within a second.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Proc;
+
+#[test]
+fn three_computing_processes_solve_every_job() {
+    let d = 150;
+    let _nodes: Vec<Proc> = (0..3)
+        .map(|i| Proc::computing(&format!("C{i}"), d, &["--work-time", "20ms"]))
+        .collect();
+    let mut main = Proc::main(
+        d,
+        &[
+            "jobs",
+            "--count",
+            "30",
+            "--in-flight",
+            "3",
+            "--wait-nodes",
+            "3",
+            "--size",
+            "2KB",
+        ],
+    );
+    let status = main
+        .wait_exit(Duration::from_secs(60))
+        .expect("main finished");
+    let out = main.output();
+    assert!(status.success(), "main failed:\n{out}");
+    assert!(out.contains("30 of 30 jobs solved, 0 failed"), "{out}");
+    assert!(
+        out.contains("re-sent: 0, duplicate solutions dropped: 0"),
+        "{out}"
+    );
+    let nodes_used = ["C0.", "C1.", "C2."]
+        .iter()
+        .filter(|n| {
+            out.lines()
+                .any(|l| l.trim_start().starts_with(*n) && l.ends_with("jobs"))
+        })
+        .count();
+    assert!(nodes_used >= 2, "jobs spread over several nodes:\n{out}");
+}
+
+#[test]
+fn a_sigkilled_computing_node_has_its_job_finished_by_another() {
+    let d = 151;
+    let mut doomed = Proc::computing("Doomed", d, &["--work-time", "120s"]);
+    let mut main = Proc::main(
+        d,
+        &[
+            "--liveness-timeout",
+            "2s",
+            "jobs",
+            "--count",
+            "1",
+            "--wait-nodes",
+            "1",
+            "--timeout",
+            "60s",
+        ],
+    );
+    assert!(
+        doomed.wait_for("working on job", Duration::from_secs(20)),
+        "the first node never got the job:\n{}",
+        doomed.output()
+    );
+    let _survivor = Proc::computing("Survivor", d, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    doomed.kill_hard();
+    let status = main
+        .wait_exit(Duration::from_secs(30))
+        .expect("main finished");
+    let out = main.output();
+    assert!(status.success(), "main failed:\n{out}");
+    assert!(out.contains("1 of 1 jobs solved"), "{out}");
+    assert!(out.contains("solved by Survivor."), "{out}");
+    assert!(out.contains("re-sent: 1"), "{out}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "noticed within the liveness timeout: {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn a_late_computing_node_is_not_confused_by_replayed_history() {
+    let d = 152;
+    let mut first = Proc::computing("First", d, &[]);
+    let mut main = Proc::main(
+        d,
+        &[
+            "jobs",
+            "--count",
+            "5",
+            "--batches",
+            "2",
+            "--pause",
+            "4s",
+            "--wait-nodes",
+            "1",
+        ],
+    );
+    assert!(
+        main.wait_for("batch 0 done", Duration::from_secs(30)),
+        "{}",
+        main.output()
+    );
+    first.interrupt();
+    first
+        .wait_exit(Duration::from_secs(5))
+        .expect("first node stopped");
+    // The late node logs every availability answer it sends (debug level).
+    let late = Proc::spawn(
+        "Late",
+        common::computing_node(),
+        &[
+            "--name",
+            "Late",
+            "--domain",
+            &d.to_string(),
+            "--network",
+            "localhost",
+        ],
+        &[("RUST_LOG", "info,amlip_core::protocol::server=debug")],
+    );
+    let status = main
+        .wait_exit(Duration::from_secs(30))
+        .expect("main finished");
+    let out = main.output();
+    assert!(status.success(), "main failed:\n{out}");
+    assert!(out.contains("10 of 10 jobs solved"), "{out}");
+    assert!(
+        out.contains("re-sent: 0, duplicate solutions dropped: 0"),
+        "{out}"
+    );
+    let second_batch: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("job "))
+        .skip(5)
+        .collect();
+    assert!(
+        second_batch.iter().all(|l| l.contains("solved by Late.")),
+        "{out}"
+    );
+    let batch_time: f64 = out
+        .lines()
+        .find(|l| l.starts_with("batch 1 done in "))
+        .and_then(|l| {
+            l["batch 1 done in ".len()..]
+                .trim_end_matches(" s")
+                .parse()
+                .ok()
+        })
+        .expect("batch 1 timing");
+    assert!(
+        batch_time < 3.0,
+        "the late node wasted time on history: {batch_time} s"
+    );
+    let answered: Vec<u32> = late
+        .output()
+        .lines()
+        .filter(|l| l.contains("answered availability"))
+        .filter_map(|l| {
+            l.split("task=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        !answered.is_empty(),
+        "no answers logged:\n{}",
+        late.output()
+    );
+    assert!(
+        answered.iter().all(|t| *t >= 5),
+        "the late node answered already-taken requests from history: {answered:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_both_binaries_within_a_second() {
+    let d = 153;
+    let mut node = Proc::computing("C", d, &["--work-time", "50ms"]);
+    let mut main = Proc::main(
+        d,
+        &["jobs", "--count", "1000", "--wait-nodes", "1", "--quiet"],
+    );
+    assert!(
+        node.wait_for("working on job", Duration::from_secs(20)),
+        "{}",
+        node.output()
+    );
+    let t = Instant::now();
+    main.interrupt();
+    let status = main.wait_exit(Duration::from_secs(3)).expect("main exited");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "main took {:?}",
+        t.elapsed()
+    );
+    assert!(!status.success(), "an interrupted run reports failure");
+    let t = Instant::now();
+    node.interrupt();
+    let status = node.wait_exit(Duration::from_secs(3)).expect("node exited");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "computing node took {:?}",
+        t.elapsed()
+    );
+    assert!(status.success(), "{}", node.output());
+    assert!(
+        node.has_line("computing node stopped after"),
+        "{}",
+        node.output()
+    );
+}
+
+#[test]
+fn wrong_flags_are_clear_errors() {
+    for (bin, args, needle) in [
+        (common::main_node(), vec!["--domain", "999", "jobs"], "999"),
+        (common::main_node(), vec!["jobs", "--size", "ten"], "ten"),
+        (
+            common::main_node(),
+            vec!["--network", "eth0", "jobs"],
+            "eth0",
+        ),
+        (common::computing_node(), vec!["--domain", "x"], "domain"),
+        (
+            common::computing_node(),
+            vec!["--name", "bad/name"],
+            "bad/name",
+        ),
+        (
+            common::computing_node(),
+            vec!["--work-time", "soon"],
+            "soon",
+        ),
+    ] {
+        let mut p = Proc::spawn("cli", bin, &args, &[]);
+        let status = p.wait_exit(Duration::from_secs(10)).expect("exits at once");
+        assert!(!status.success(), "{args:?} should fail");
+        let out = p.output();
+        assert!(
+            out.contains(needle),
+            "{args:?}: error should name {needle:?}:\n{out}"
+        );
+        assert!(!out.contains("panicked"), "{args:?} panicked:\n{out}");
+    }
+}
