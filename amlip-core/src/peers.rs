@@ -36,6 +36,8 @@ struct Peer {
     info: Option<NodeInfo>,
     info_at: Option<Instant>,
     info_written_at: Option<SourceTime>,
+    /// The peer (a main) listed us in a heartbeat: it has discovered us.
+    knows_me: bool,
     kind: Option<NodeKind>,
     dropped: bool,
     lost: bool,
@@ -64,6 +66,7 @@ impl PeerTable {
             info: None,
             info_at: None,
             info_written_at: None,
+            knows_me: false,
             kind: None,
             dropped: false,
             lost: false,
@@ -94,7 +97,9 @@ impl PeerTable {
         }
         let id = info.id.clone();
         self.heard(&id, from);
+        let lists_me = info.known_peers.contains(&self.me);
         let p = self.entry(&id);
+        p.knows_me |= lists_me;
         let first = p.info.is_none();
         p.kind = Some(info.kind);
         p.dropped = info.state == NodeState::Dropped;
@@ -129,6 +134,11 @@ impl PeerTable {
     /// The peer's latest heartbeat, if it is an amlip node.
     pub fn info(&self, id: &AmlipId) -> Option<&NodeInfo> {
         self.peers.get(id).and_then(|p| p.info.as_ref())
+    }
+
+    /// Whether the peer has said (in a heartbeat) that it discovered us.
+    pub fn knows_me(&self, id: &AmlipId) -> bool {
+        self.peers.get(id).is_some_and(|p| p.knows_me)
     }
 
     /// The peer's latest heartbeat with the time the peer wrote it.
@@ -217,6 +227,7 @@ mod tests {
             jobs: vec![],
             next_task: 0,
             open_tasks: vec![],
+            known_peers: vec![],
         }
     }
 

@@ -151,7 +151,14 @@ struct ClientEngine {
     open_requests: usize,
     internal: mpsc::UnboundedSender<Internal>,
     last_waiting_warning: Option<Instant>,
+    /// Computing nodes discovered recently, newest last, for the heartbeat.
+    newcomers: VecDeque<(AmlipId, Instant)>,
 }
+
+/// How long a newly discovered computing node stays in the heartbeat's `known_peers`.
+const NEWCOMER_MEMORY: Duration = Duration::from_secs(30);
+/// At most this many ids in `known_peers`.
+const MAX_NEWCOMERS: usize = 64;
 
 /// Runs a main's engine until `shutdown`.
 pub async fn run(
@@ -195,6 +202,7 @@ pub async fn run(
         open_requests: 0,
         internal,
         last_waiting_warning: None,
+        newcomers: VecDeque::new(),
     };
     core.publish_status(NodeState::Running).await;
     engine.heartbeat().await;
@@ -234,6 +242,7 @@ impl ClientEngine {
             jobs: vec![],
             next_task: self.next_task,
             open_tasks,
+            known_peers: self.newcomers.iter().map(|(id, _)| id.clone()).collect(),
         };
         self.core.publish_info(NodeState::Running, load).await;
     }
@@ -314,6 +323,16 @@ impl ClientEngine {
             Inbound::Payload(env) if env.kind == ChunkKind::Solution => self.on_solution(env).await,
             Inbound::NewPeer(info) if info.kind == NodeKind::Computing => {
                 tracing::info!(node = %info.id, "computing node joined");
+                let now = Instant::now();
+                self.newcomers.push_back((info.id.clone(), now));
+                while self.newcomers.len() > MAX_NEWCOMERS
+                    || self
+                        .newcomers
+                        .front()
+                        .is_some_and(|(_, at)| now.duration_since(*at) > NEWCOMER_MEMORY)
+                {
+                    self.newcomers.pop_front();
+                }
                 // A fresh heartbeat lets the newcomer tell our replayed history from live
                 // requests at once (see `server::verdict`).
                 self.heartbeat().await;

@@ -55,6 +55,7 @@ pub struct Load {
     pub jobs: Vec<JobProgress>,
     pub next_task: TaskId,
     pub open_tasks: Vec<TaskId>,
+    pub known_peers: Vec<AmlipId>,
 }
 
 /// Which topics a node reads.
@@ -164,6 +165,7 @@ impl NodeCore {
             jobs: load.jobs,
             next_task: load.next_task,
             open_tasks: load.open_tasks,
+            known_peers: load.known_peers,
         };
         if let Err(e) = w.write(&info).await {
             tracing::debug!("cannot publish heartbeat: {e}");

@@ -23,7 +23,7 @@ use crate::dds::{topics, SourceTime};
 use crate::runtime::Shutdown;
 use crate::transfer::Envelope;
 use crate::wire::ext::{ChunkKind, JobPhase, JobProgress};
-use crate::wire::{AmlipId, MsReference, NodeState, TaskId};
+use crate::wire::{AmlipId, MsReference, NodeKind, NodeState, TaskId};
 
 /// A job as a computing node's code receives it.
 #[derive(Debug, Clone)]
@@ -157,7 +157,7 @@ struct ServerEngine {
     core: Rc<NodeCore>,
     shared: Arc<ServerShared>,
     pending: VecDeque<Pending>,
-    /// When each main's first request arrived.
+    /// When each main was first heard from.
     first_heard: HashMap<AmlipId, Instant>,
     taken: RecentSet<Key>,
     replied: RecentSet<Key>,
@@ -324,10 +324,10 @@ impl ServerEngine {
 
     async fn on_inbound(&mut self, ev: Inbound) {
         match ev {
+            Inbound::NewPeer(info) if info.kind == NodeKind::Main => self.heard_main(&info.id),
+            Inbound::Status(s) if s.node_kind == NodeKind::Main => self.heard_main(&s.id),
             Inbound::Request(r, written_at) => {
-                self.first_heard
-                    .entry(r.client_id.clone())
-                    .or_insert_with(Instant::now);
+                self.heard_main(&r.client_id);
                 let key = (r.client_id, r.task_id);
                 if !self.taken.contains(&key) && !self.replied.contains(&key) {
                     self.pending.push_back(Pending { key, written_at });
@@ -352,6 +352,14 @@ impl ServerEngine {
         }
         self.dispatch();
         self.try_answer().await;
+    }
+
+    /// Notes when a main was first heard (heartbeat, status or request): its replayed history
+    /// arrives around then (see `verdict`).
+    fn heard_main(&mut self, main: &AmlipId) {
+        self.first_heard
+            .entry(main.clone())
+            .or_insert_with(Instant::now);
     }
 
     /// We are (or learnt we are) the chosen node for `key`: expect its data.
@@ -474,7 +482,9 @@ impl ServerEngine {
     /// An amlip main's heartbeat says exactly which of its requests are still open (its task
     /// counter and open set), for every request it wrote before that heartbeat (both carry the
     /// main's source timestamp; mains heartbeat as soon as they discover a computing node).
-    /// For a request newer than any heartbeat, or from a plain AML-IP main, we wait
+    /// A request newer than a heartbeat that lists us among the main's known peers was written
+    /// while the main knew us: live. For any other request newer than every heartbeat, or from
+    /// a plain AML-IP main, we wait
     /// `history_settle` after first hearing from that main, so that its target history arrives
     /// first; after that, requests are live and answered at once.
     fn verdict(&self, req: &Pending, now: Instant) -> Verdict {
@@ -494,6 +504,11 @@ impl ServerEngine {
                 } else {
                     Verdict::Answer
                 };
+            }
+            if peers.knows_me(&key.0) {
+                // Written after a heartbeat that lists us: the main knew us, so this request
+                // reached us live (a taken one gets its target live too).
+                return Verdict::Answer;
             }
         }
         let settling = self

@@ -91,6 +91,10 @@ pub struct NodeInfo {
     pub next_task: TaskId,
     /// Mains: the requests still waiting for a computing node.
     pub open_tasks: Vec<TaskId>,
+    /// Mains: computing nodes discovered recently. A computing node listed here knows that any
+    /// request written after this heartbeat was written while the main knew it: live, not
+    /// replayed history.
+    pub known_peers: Vec<AmlipId>,
 }
 
 impl NodeInfo {
@@ -169,6 +173,10 @@ impl WireType for NodeInfo {
         for t in &self.open_tasks {
             w.u32(*t);
         }
+        w.u32(self.known_peers.len() as u32);
+        for p in &self.known_peers {
+            p.write(&mut w);
+        }
         w.finish()
     }
 
@@ -211,6 +219,17 @@ impl WireType for NodeInfo {
         let open_tasks = (0..n)
             .map(|_| r.u32("open_tasks"))
             .collect::<Result<Vec<_>, _>>()?;
+        let n = r.u32("known_peers.length")? as usize;
+        // Each id is at least 10 bytes (length, one character, NUL, 4 bytes).
+        if n > r.remaining() / 10 {
+            return Err(WireError::Invalid {
+                field: "known_peers.length",
+                reason: format!("{n} ids cannot fit in {} bytes", r.remaining()),
+            });
+        }
+        let known_peers = (0..n)
+            .map(|_| AmlipId::read(&mut r, "known_peers"))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             id,
             version,
@@ -223,6 +242,7 @@ impl WireType for NodeInfo {
             jobs,
             next_task,
             open_tasks,
+            known_peers,
         })
     }
 }
@@ -387,6 +407,7 @@ mod tests {
             }],
             next_task: 12,
             open_tasks: vec![10, 11],
+            known_peers: vec![id("C2")],
         };
         assert_eq!(NodeInfo::from_payload(&info.to_payload()).unwrap(), info);
         assert!(info.supports_stream());
@@ -435,11 +456,12 @@ mod tests {
             jobs: vec![],
             next_task: 0,
             open_tasks: vec![],
+            known_peers: vec![],
         }
         .to_payload();
         let n = p.len();
-        // jobs.length sits before next_task and open_tasks.length.
-        p[n - 12..n - 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        // jobs.length sits before next_task, open_tasks.length and known_peers.length.
+        p[n - 16..n - 12].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(NodeInfo::from_payload(&p).is_err());
     }
 }

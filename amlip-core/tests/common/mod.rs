@@ -1,7 +1,8 @@
 //! Helpers for tests that run real nodes on loopback.
 //!
 //! Every test uses its own DDS domain so tests run in parallel without seeing each other.
-//! Domains used by amlip-core's tests: 100..=149 (main-node's process tests use 150..=199).
+//! Domains used by amlip-core's tests: 42 (readme.rs) and 100..=149; main-node's process
+//! tests use 150..=199.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
