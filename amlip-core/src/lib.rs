@@ -17,6 +17,8 @@
 //! - [`runtime`]: the thread and shutdown signal each node runs on.
 //! - [`config`]: domain, network and every timeout.
 //! - [`jobs`]: built-in jobs (the upper-case job AML-IP's tests use).
+//! - [`dataset`]: MNIST loading and validation, shards and hold-outs (no DDS).
+//! - [`aml`]: the Algebraic Machine Learning engine: training, models, merge, metrics (no DDS).
 //! - [`error`]: the errors node APIs return.
 //! - `cli` (feature `cli`): flags, logging and Ctrl-C handling shared by the binaries.
 //!
@@ -33,9 +35,11 @@
 //! # Ok::<(), amlip_core::Error>(())
 //! ```
 
+pub mod aml;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
+pub mod dataset;
 pub mod dds;
 pub mod error;
 pub mod jobs;

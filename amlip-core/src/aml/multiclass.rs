@@ -1,0 +1,59 @@
+//! A 10-class classifier from ten one-vs-rest binary models: the class whose model the image
+//! misses least wins. Raw miss counts are not comparable across models (a model with many
+//! atoms is missed more), so each model's misses are divided by its calibrated cutoff: a score
+//! below 1 means "this model says yes".
+
+use ndarray::{ArrayView1, ArrayView2};
+
+use super::bits::Bits;
+use super::embedding;
+use super::model::Model;
+
+/// Ten binary models, one per digit, each calibrated.
+#[derive(Debug, Clone)]
+pub struct OneVsRest {
+    pub models: Vec<Model>,
+}
+
+impl OneVsRest {
+    /// Normalised score of each class for `term` (lower is more likely).
+    pub fn scores(&self, term: &Bits) -> Vec<f64> {
+        self.models
+            .iter()
+            .map(|m| m.misses(term) as f64 / m.cutoff.unwrap_or(1).max(1) as f64)
+            .collect()
+    }
+
+    /// The predicted class.
+    pub fn predict(&self, term: &Bits) -> u8 {
+        let s = self.scores(term);
+        (0..s.len())
+            .min_by(|&a, &b| s[a].total_cmp(&s[b]))
+            .unwrap_or(0) as u8
+    }
+
+    /// Predictions for many images, on all cores.
+    pub fn predict_images(&self, images: ArrayView2<'_, u8>) -> Vec<u8> {
+        let terms = embedding::terms(images);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = terms.len().div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            let hs: Vec<_> = terms
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || part.iter().map(|t| self.predict(t)).collect::<Vec<_>>())
+                })
+                .collect();
+            hs.into_iter()
+                .flat_map(|h| h.join().expect("predict worker"))
+                .collect()
+        })
+    }
+
+    /// Fraction of images classified correctly.
+    pub fn accuracy(&self, images: ArrayView2<'_, u8>, labels: ArrayView1<'_, u8>) -> f64 {
+        let p = self.predict_images(images);
+        let right = p.iter().zip(labels).filter(|(a, b)| *a == *b).count();
+        right as f64 / labels.len().max(1) as f64
+    }
+}
