@@ -69,7 +69,7 @@ pub fn size_arg(s: &str) -> Result<usize, String> {
 /// it errs (it warns on every datagram above 1500 bytes).
 pub fn init_logging(verbose: bool) {
     let default = if verbose { "debug" } else { "info" };
-    let mut filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default.into());
+    let mut filter = rust_log().unwrap_or_else(|| default.into());
     if !filter.contains("rustdds") {
         // rustdds warns on every datagram over 1500 bytes and on routine loopback discovery.
         filter.push_str(",rustdds=error,rustdds::network::udp_listener=off");
@@ -80,6 +80,13 @@ pub fn init_logging(verbose: bool) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+/// `RUST_LOG`, unless unset or blank.
+pub fn rust_log() -> Option<String> {
+    std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
 }
 
 /// Installs the Ctrl-C handler. The returned channel receives `()` on the first Ctrl-C (or

@@ -19,6 +19,7 @@
 //! - [`jobs`]: built-in jobs (the upper-case job AML-IP's tests use).
 //! - [`dataset`]: MNIST loading and validation, shards and hold-outs (no DDS).
 //! - [`aml`]: the Algebraic Machine Learning engine: training, models, merge, metrics (no DDS).
+//! - [`mlp`]: a 784-128-10 neural network trained by SGD, averaged by FedAvg (no DDS).
 //! - [`error`]: the errors node APIs return.
 //! - `cli` (feature `cli`): flags, logging and Ctrl-C handling shared by the binaries.
 //!
@@ -43,6 +44,7 @@ pub mod dataset;
 pub mod dds;
 pub mod error;
 pub mod jobs;
+pub mod mlp;
 pub mod node;
 pub mod peers;
 pub mod protocol;

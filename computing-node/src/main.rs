@@ -9,19 +9,24 @@ use clap::Parser;
 
 /// Serve amlip / AML-IP jobs until Ctrl-C.
 ///
-/// The node finds main nodes on its DDS domain by itself. It answers each job with the
-/// built-in job below; errors in a job are sent back as error solutions and the node keeps
-/// serving.
+/// The node finds main nodes on its DDS domain by itself and trains what they send (AML or a
+/// neural network on MNIST shards). A job that fails (or that it cannot parse) is answered
+/// with an error solution, and the node keeps serving.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     #[command(flatten)]
     node: NodeArgs,
 
-    /// The job to serve: `uppercase` answers the payload upper-cased (the job AML-IP's own
-    /// tests use).
-    #[arg(long, default_value = "uppercase", value_parser = ["uppercase"])]
+    /// The jobs to serve. `auto`: amlip's AML and MLP training jobs, AML-IP's MNIST tutorial
+    /// jobs (`x: ... y: ...`, answered with a JSON atomization), and anything else upper-cased.
+    /// `uppercase`: upper-case every payload (the job AML-IP's own tests use).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "uppercase"])]
     job: String,
+
+    /// The digit an AML-IP tutorial job trains a classifier for.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=9))]
+    tutorial_digit: u8,
 
     /// Serve this many jobs, then exit (default: until Ctrl-C).
     #[arg(long)]
@@ -46,15 +51,21 @@ fn main() -> anyhow::Result<()> {
         AsyncComputingNode::with_config(cfg).context("cannot start the computing node")?;
     let verbose = args.verbose;
     let work_time = args.work_time;
+    let uppercase_only = args.job == "uppercase";
+    let opts = amlip_core::jobs::ServeOptions {
+        tutorial_digit: args.tutorial_digit,
+    };
     node.run(move |job: &Job, ctx: &JobContext| {
         let t = Instant::now();
-        if verbose || !work_time.is_zero() {
-            tracing::info!(task = job.task_id, main = %job.client_id, bytes = job.data.len(), "working on job");
-        }
+        tracing::info!(task = job.task_id, main = %job.client_id, bytes = job.data.len(), "working on job");
         while t.elapsed() < work_time && !ctx.is_cancelled() {
             std::thread::sleep(Duration::from_millis(10).min(work_time));
         }
-        let solution = amlip_core::jobs::uppercase(job, ctx);
+        let solution = if uppercase_only {
+            amlip_core::jobs::uppercase(job, ctx)
+        } else {
+            amlip_core::jobs::serve(job, ctx, opts)
+        };
         if verbose {
             tracing::info!(
                 task = job.task_id,

@@ -3,6 +3,8 @@
 mod bench;
 mod jobs;
 mod procs;
+mod runner;
+mod train;
 
 use std::time::Duration;
 
@@ -28,6 +30,8 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train on MNIST across the computing nodes (AML or MLP), evaluate, print a table.
+    Train(train::TrainArgs),
     /// Send one job (text) and print its solution.
     Send {
         /// The job's payload.
@@ -44,10 +48,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if matches!(args.command, Command::Bench(_))
-        && !args.verbose
-        && std::env::var_os("RUST_LOG").is_none()
-    {
+    if matches!(args.command, Command::Bench(_)) && !args.verbose && cli::rust_log().is_none() {
         // Keep the tables readable.
         std::env::set_var("RUST_LOG", "warn");
     }
@@ -69,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Train(t) => train::run(&args.node, &t, &stop),
         Command::Jobs(j) => jobs::run(&args.node, &j, &stop),
         Command::Bench(b) => bench::run(&args.node, &b, &stop),
     }

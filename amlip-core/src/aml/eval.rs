@@ -77,6 +77,44 @@ fn ratio(a: usize, b: usize) -> f64 {
     }
 }
 
+/// Metrics of a multi-class classifier, macro-averaged over classes (each class one-vs-rest):
+/// accuracy, balanced accuracy (mean recall), and mean FPR and FNR.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    pub accuracy: f64,
+    pub balanced_accuracy: f64,
+    pub fpr: f64,
+    pub fnr: f64,
+}
+
+impl ClassMetrics {
+    pub fn from_predictions(predicted: &[u8], truth: &[u8], classes: usize) -> Self {
+        let right = predicted.iter().zip(truth).filter(|(a, b)| a == b).count();
+        let mut sum = ClassMetrics {
+            accuracy: ratio(right, truth.len()),
+            ..ClassMetrics::default()
+        };
+        let mut present = 0;
+        for c in 0..classes as u8 {
+            let p: Vec<bool> = predicted.iter().map(|&x| x == c).collect();
+            let t: Vec<bool> = truth.iter().map(|&x| x == c).collect();
+            if !t.iter().any(|&x| x) {
+                continue;
+            }
+            let m = Metrics::from_predictions(&p, &t);
+            sum.balanced_accuracy += m.recall();
+            sum.fpr += m.fpr();
+            sum.fnr += m.fnr();
+            present += 1;
+        }
+        let n = present.max(1) as f64;
+        sum.balanced_accuracy /= n;
+        sum.fpr /= n;
+        sum.fnr /= n;
+        sum
+    }
+}
+
 /// The cutoff (positive iff misses < cutoff) that maximises balanced accuracy on these
 /// examples; ties go to the smaller cutoff (fewer false positives). Cutoff is at least 1.
 pub fn best_cutoff(misses: &[u32], truth: &[bool]) -> (u32, Metrics) {
@@ -115,6 +153,14 @@ mod tests {
         assert_eq!((m.tp, m.fp, m.tn, m.fn_), (1, 1, 1, 1));
         assert_eq!(m.balanced_accuracy(), 0.5);
         assert_eq!(m.fpr(), 0.5);
+    }
+
+    #[test]
+    fn class_metrics_macro_average() {
+        let m = ClassMetrics::from_predictions(&[0, 1, 1, 2], &[0, 1, 2, 2], 3);
+        assert_eq!(m.accuracy, 0.75);
+        assert!((m.balanced_accuracy - (1.0 + 1.0 + 0.5) / 3.0).abs() < 1e-12);
+        assert!((m.fnr - 0.5 / 3.0).abs() < 1e-12);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 pub use bits::Bits;
-pub use eval::{best_cutoff, Metrics};
+pub use eval::{best_cutoff, ClassMetrics, Metrics};
 pub use model::{Atom, Model, ModelError};
 pub use multiclass::OneVsRest;
 pub use train::{BatchReport, TrainConfig, Trainer};

@@ -1,11 +1,11 @@
-//! Built-in jobs a computing node can serve without any model.
+//! The job AML-IP's own tests use.
 
 use bytes::Bytes;
 
 use crate::error::BoxError;
 use crate::protocol::server::{Job, JobContext};
 
-/// The job AML-IP's own tests use: the solution is the payload with ASCII letters upper-cased.
+/// The solution is the payload with ASCII letters upper-cased.
 pub fn uppercase(job: &Job, _ctx: &JobContext) -> Result<Bytes, BoxError> {
     Ok(Bytes::from(job.data.to_ascii_uppercase()))
 }

@@ -1,0 +1,254 @@
+//! Distributed MNIST training end to end with the real binaries, the AML-IP tutorial's job
+//! form, and malformed ML payloads.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use amlip_core::aml::{self, embedding, Model};
+use amlip_core::dataset;
+use amlip_core::jobs::ml::{self, AmlTrainParams, MlpTrainParams};
+use amlip_core::jobs::payload::PayloadBuilder;
+use amlip_core::jobs::tutorial;
+use amlip_core::mlp::Mlp;
+use amlip_core::prelude::*;
+use common::Proc;
+use serde_json::Value;
+
+fn mnist() -> dataset::MnistSplits {
+    dataset::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/mnist")).unwrap()
+}
+
+fn report(dir: &Path, name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+}
+
+fn tmpdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("amlip-train-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn aml_digit_zero_and_mlp_over_three_computing_processes() {
+    let d = 154;
+    let _nodes: Vec<Proc> = (0..3)
+        .map(|i| Proc::computing(&format!("C{i}"), d, &[]))
+        .collect();
+    let dir = tmpdir("e2e");
+    let r = dir.join("aml.json").to_string_lossy().into_owned();
+    let out = dir.join("model.json").to_string_lossy().into_owned();
+    let mut main = Proc::main(
+        d,
+        &[
+            "train",
+            "--model",
+            "aml",
+            "--digit",
+            "0",
+            "--jobs",
+            "3",
+            "--wait-nodes",
+            "3",
+            "--report",
+            &r,
+            "--out",
+            &out,
+        ],
+    );
+    let status = main
+        .wait_exit(Duration::from_secs(120))
+        .expect("train finished");
+    assert!(status.success(), "{}", main.output());
+    let aml = report(&dir, "aml.json");
+    let rows = aml["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "three shards and the aggregate");
+    let servers: std::collections::HashSet<&str> = rows[..3]
+        .iter()
+        .map(|r| r["detail"].as_str().unwrap().split("by ").nth(1).unwrap())
+        .collect();
+    assert!(
+        servers.len() >= 2,
+        "jobs spread over the computing nodes: {servers:?}"
+    );
+    let bal = aml["aggregate"]["balanced_accuracy"].as_f64().unwrap();
+    assert!(
+        bal >= 0.97,
+        "AML digit 0 over 3 shards: balanced accuracy {bal}"
+    );
+    // The written model is the AML-IP tutorial JSON form and classifies.
+    let model = Model::from_json(
+        &std::fs::read_to_string(&out).unwrap(),
+        Some(embedding::N_CONSTANTS),
+    )
+    .unwrap();
+    assert!(model.len() > 100);
+
+    let r = dir.join("mlp.json").to_string_lossy().into_owned();
+    let mut main = Proc::main(
+        d,
+        &[
+            "train",
+            "--model",
+            "mlp",
+            "--jobs",
+            "3",
+            "--rounds",
+            "2",
+            "--epochs",
+            "1",
+            "--wait-nodes",
+            "3",
+            "--report",
+            &r,
+        ],
+    );
+    let status = main
+        .wait_exit(Duration::from_secs(120))
+        .expect("train finished");
+    assert!(status.success(), "{}", main.output());
+    let acc = report(&dir, "mlp.json")["aggregate"]["accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!(acc >= 0.93, "MLP over 3 shards, 2 rounds: accuracy {acc}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn main_node(domain: u16) -> MainNode {
+    let mut cfg = NodeConfig::new("TestMain").domain(domain).localhost();
+    cfg.liveness_timeout = Duration::from_secs(5);
+    MainNode::with_config(cfg).unwrap()
+}
+
+#[test]
+fn a_tutorial_text_job_gets_a_json_atomization_that_classifies() {
+    let d = 155;
+    let _node = Proc::computing("C", d, &["--tutorial-digit", "0"]);
+    let data = mnist();
+    // What the tutorial's Python main sends: a random half... here the first 6000 images.
+    let idx: Vec<usize> = (0..6000).collect();
+    let part = data.train.select(&idx);
+    let text = tutorial::job(&part.images, &part.labels);
+    let main = main_node(d);
+    let s = main
+        .request_job_solution(text, Duration::from_secs(120))
+        .unwrap();
+    let json: Value = serde_json::from_slice(&s.data).expect("the solution is JSON");
+    assert_eq!(json["vTerm"], serde_json::json!([1568]));
+    let mut model = Model::from_json(
+        std::str::from_utf8(&s.data).unwrap(),
+        Some(embedding::N_CONSTANTS),
+    )
+    .unwrap();
+    assert!(!model.is_empty());
+    let (held, test) = (
+        data.train.select(&(50_000..60_000).collect::<Vec<_>>()),
+        &data.test,
+    );
+    aml::calibrate(&mut model, held.images.view(), held.labels.view(), 0);
+    let m = aml::evaluate(&model, test.images.view(), test.labels.view(), 0);
+    assert!(
+        m.balanced_accuracy() > 0.9,
+        "the atomization classifies digit 0: {}",
+        m.balanced_accuracy()
+    );
+}
+
+#[test]
+fn malformed_ml_payloads_get_error_solutions_and_the_node_keeps_serving() {
+    let d = 156;
+    let mut node = Proc::computing("C", d, &[]);
+    let main = main_node(d);
+    let data = mnist();
+    let idx: Vec<usize> = (0..300).collect();
+    let small = data.train.select(&idx);
+    let aml_params = AmlTrainParams {
+        digit: 1,
+        batches: 2,
+        positives: 10,
+        negatives: 50,
+        seed: 1,
+        shard: 0,
+        shards: 1,
+    };
+    let good = ml::aml_train_job(&aml_params, small.images.view(), small.labels.view());
+    let mlp_params = MlpTrainParams {
+        round: 1,
+        shard: 0,
+        shards: 1,
+        epochs: 1,
+        batch: 32,
+        learning_rate: 0.05,
+        momentum: 0.9,
+        seed: 1,
+    };
+    let net = Mlp::mnist(1);
+    let good_mlp = ml::mlp_train_job(&mlp_params, small.images.view(), small.labels.view(), &net);
+
+    let mut bad_header = good.to_vec();
+    bad_header[10] = b'}';
+    let truncated = good.slice(..good.len() - 1000);
+    let wrong_shape =
+        PayloadBuilder::new(ml::AML_TRAIN, serde_json::to_value(&aml_params).unwrap())
+            .u8(
+                "images",
+                &[300, 783],
+                &small.images.as_slice().unwrap()[..300 * 783],
+            )
+            .u8("labels", &[300], small.labels.as_slice().unwrap())
+            .build();
+    let mut small_net = net.clone();
+    small_net.w2 = ndarray::Array2::zeros((64, 10));
+    let mismatched_net = ml::mlp_train_job(
+        &mlp_params,
+        small.images.view(),
+        small.labels.view(),
+        &small_net,
+    );
+    let future = {
+        let h = br#"{"version":9,"kind":"aml_train"}"#;
+        let mut v = b"AMLJ".to_vec();
+        v.extend_from_slice(&(h.len() as u32).to_le_bytes());
+        v.extend_from_slice(h);
+        v
+    };
+    let unknown = PayloadBuilder::new("svm_train", Value::Null).build();
+    for (what, payload, reason) in [
+        (
+            "bad header",
+            Bytes::from(bad_header),
+            "header is not valid JSON",
+        ),
+        ("truncated", truncated, "truncated"),
+        ("wrong image shape", wrong_shape, "expected [any, 784]"),
+        ("mismatched network", mismatched_net, "do not fit"),
+        (
+            "future version",
+            Bytes::from(future),
+            "version 9 is not supported",
+        ),
+        ("unknown kind", unknown, "not one this node serves"),
+    ] {
+        match main.request_job_solution(payload, Duration::from_secs(60)) {
+            Err(Error::Job(JobError::Failed { message, .. })) => {
+                assert!(message.contains(reason), "{what}: {message}")
+            }
+            other => panic!("{what}: expected an error solution, got {other:?}"),
+        }
+        // The node keeps serving valid jobs after each bad one.
+        let s = main
+            .request_job_solution(good.clone(), Duration::from_secs(60))
+            .unwrap();
+        let (info, _) = ml::parse_aml_model(&s.data).unwrap();
+        assert_eq!(info.digit, 1);
+    }
+    let s = main
+        .request_job_solution(good_mlp, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(ml::parse_mlp_update(&s.data).unwrap().0.samples, 300);
+    assert!(
+        node.wait_exit(Duration::from_millis(10)).is_none(),
+        "the node is still up"
+    );
+}
