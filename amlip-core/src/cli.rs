@@ -65,10 +65,10 @@ pub fn size_arg(s: &str) -> Result<usize, String> {
         .map_err(|e| format!("{s:?} is not a size like 1000, 64KB or 10MB: {e}"))
 }
 
-/// Logs to stderr. `RUST_LOG` overrides the default: info for amlip, and rustdds only when
-/// it errs (it warns on every datagram above 1500 bytes).
-pub fn init_logging(verbose: bool) {
-    let default = if verbose { "debug" } else { "info" };
+/// Logs to stderr at `default` level (e.g. `info`, `warn`, `debug`); `RUST_LOG` overrides it.
+/// rustdds logs only its errors unless `RUST_LOG` names it (it warns on every datagram above
+/// 1500 bytes).
+pub fn init_logging(default: &str) {
     let mut filter = rust_log().unwrap_or_else(|| default.into());
     if !filter.contains("rustdds") {
         // rustdds warns on every datagram over 1500 bytes and on routine loopback discovery.

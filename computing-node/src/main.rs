@@ -43,7 +43,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    cli::init_logging(args.verbose);
+    cli::init_logging(if args.verbose { "debug" } else { "info" });
     let stop =
         cli::ctrl_c(Duration::from_millis(900)).context("cannot install the Ctrl-C handler")?;
     let cfg = args.node.config("Computing");

@@ -9,6 +9,8 @@ use amlip_core::cli::{self, NodeArgs};
 use amlip_core::prelude::*;
 use anyhow::{bail, Context};
 
+use crate::runner::Forward;
+
 #[derive(clap::Args, Debug)]
 pub struct JobsArgs {
     /// Jobs per batch.
@@ -44,24 +46,6 @@ pub struct JobsArgs {
     quiet: bool,
 }
 
-type Outcome = (TaskId, Result<(Bytes, AmlipId), JobError>);
-
-struct Listener(std::sync::Mutex<mpsc::Sender<Outcome>>);
-
-impl SolutionListener for Listener {
-    fn solution_received(&self, solution: Bytes, task_id: TaskId, server_id: AmlipId) {
-        let _ = self
-            .0
-            .lock()
-            .expect("listener")
-            .send((task_id, Ok((solution, server_id))));
-    }
-
-    fn job_failed(&self, task_id: TaskId, error: JobError) {
-        let _ = self.0.lock().expect("listener").send((task_id, Err(error)));
-    }
-}
-
 /// Job `i`'s payload: its number, then lower-case letters up to `size` bytes.
 fn payload(i: usize, size: usize) -> Vec<u8> {
     let mut p = format!("job-{i}-").into_bytes();
@@ -73,7 +57,7 @@ fn payload(i: usize, size: usize) -> Vec<u8> {
 
 pub fn run(node: &NodeArgs, args: &JobsArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
     let (tx, outcomes) = mpsc::channel();
-    let main = AsyncMainNode::with_config(node.config("Main"), Listener(std::sync::Mutex::new(tx)))
+    let main = AsyncMainNode::with_config(node.config("Main"), Forward(std::sync::Mutex::new(tx)))
         .context("cannot start the main node")?;
     println!(
         "main node {} on domain {}: {} batch(es) of {} jobs of {} bytes, {} in flight",

@@ -48,11 +48,13 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if matches!(args.command, Command::Bench(_)) && !args.verbose && cli::rust_log().is_none() {
-        // Keep the tables readable.
-        std::env::set_var("RUST_LOG", "warn");
-    }
-    cli::init_logging(args.verbose);
+    // Tables read best without info logs; the progress display shows what happens.
+    let quiet = matches!(args.command, Command::Bench(_) | Command::Train(_));
+    cli::init_logging(match (args.verbose, quiet) {
+        (true, _) => "debug",
+        (false, true) => "warn",
+        (false, false) => "info",
+    });
     let stop =
         cli::ctrl_c(Duration::from_millis(900)).context("cannot install the Ctrl-C handler")?;
     match args.command {

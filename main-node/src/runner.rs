@@ -12,9 +12,11 @@ use amlip_core::prelude::*;
 use anyhow::{bail, Context};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-type Outcome = (TaskId, Result<(Bytes, AmlipId), JobError>);
+/// A job's outcome as the listener reports it.
+pub type Outcome = (TaskId, Result<(Bytes, AmlipId), JobError>);
 
-struct Forward(Mutex<mpsc::Sender<Outcome>>);
+/// A solution listener that forwards every outcome to a channel.
+pub struct Forward(pub Mutex<mpsc::Sender<Outcome>>);
 
 impl SolutionListener for Forward {
     fn solution_received(&self, solution: Bytes, task_id: TaskId, server_id: AmlipId) {

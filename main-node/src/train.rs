@@ -458,25 +458,12 @@ fn train_mlp(
             ));
         }
     }
-    let file = {
-        let std = |a: &ndarray::Array2<f32>| a.as_standard_layout().to_owned();
-        let (w1, w2) = (std(&global.w1), std(&global.w2));
-        PayloadBuilder::new("mlp_model", json!({"rounds": args.rounds}))
-            .f32("w1", w1.shape(), w1.as_slice().expect("standard"))
-            .f32(
-                "b1",
-                global.b1.shape(),
-                global.b1.as_slice().expect("contiguous"),
-            )
-            .f32("w2", w2.shape(), w2.as_slice().expect("standard"))
-            .f32(
-                "b2",
-                global.b2.shape(),
-                global.b2.as_slice().expect("contiguous"),
-            )
-            .build()
-            .to_vec()
-    };
+    let file = ml::with_mlp(
+        PayloadBuilder::new("mlp_model", json!({"rounds": args.rounds})),
+        &global,
+    )
+    .build()
+    .to_vec();
     let title = format!(
         "MLP 784-128-10, {n} shard(s), {} round(s) of {} epoch(s), FedAvg (official test set; rows are the last round)",
         args.rounds, args.epochs

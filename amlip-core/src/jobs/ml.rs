@@ -112,7 +112,8 @@ fn data(p: &Payload) -> Result<(Array2<u8>, Array1<u8>), PayloadError> {
     ))
 }
 
-fn with_mlp(b: PayloadBuilder, m: &Mlp) -> PayloadBuilder {
+/// Adds a network's weights (sections `w1`, `b1`, `w2`, `b2`) to a payload.
+pub fn with_mlp(b: PayloadBuilder, m: &Mlp) -> PayloadBuilder {
     let std = |a: &Array2<f32>| a.as_standard_layout().to_owned();
     let (w1, w2) = (std(&m.w1), std(&m.w2));
     b.f32("w1", w1.shape(), w1.as_slice().expect("standard"))

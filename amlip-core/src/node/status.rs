@@ -5,7 +5,7 @@ use futures::stream::{select_all, StreamExt};
 use super::{start_engine, STOP_TIMEOUT};
 use crate::config::NodeConfig;
 use crate::error::Error;
-use crate::protocol::core::{Inbound, Role};
+use crate::protocol::core::{report_start, Inbound, Role};
 use crate::runtime::NodeThread;
 use crate::wire::{AmlipId, NodeKind, NodeState, Status};
 
@@ -47,15 +47,8 @@ impl StatusNode {
             self.cfg.clone(),
             "amlip-status",
             move |core, ready, mut shutdown| async move {
-                let streams = match core.inbound(Role::Monitor) {
-                    Ok(s) => {
-                        let _ = ready.send(Ok(()));
-                        s
-                    }
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                        return;
-                    }
+                let Some(streams) = report_start(&ready, core.inbound(Role::Monitor)) else {
+                    return;
                 };
                 core.publish_status(NodeState::Running).await;
                 // rustdds does not loop a participant's own samples back to it; AML-IP's status

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::stream::{select_all, StreamExt};
 use tokio::sync::mpsc;
 
-use super::core::{parse_error_payload, Inbound, Load, NodeCore, Role};
+use super::core::{parse_error_payload, report_start, Inbound, Load, NodeCore, Role};
 use crate::dds::{topics, Profile, Writer};
 use crate::error::JobError;
 use crate::runtime::Shutdown;
@@ -178,15 +178,8 @@ pub async fn run(
         let inbound = core.inbound(Role::Client)?;
         Ok::<_, crate::dds::DdsError>((requests, targets, inbound))
     };
-    let (requests, targets, inbound) = match start.await {
-        Ok(v) => {
-            let _ = ready.send(Ok(()));
-            v
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
+    let Some((requests, targets, inbound)) = report_start(&ready, start.await) else {
+        return;
     };
     let mut inbound = select_all(inbound);
     let (internal, mut internal_rx) = mpsc::unbounded_channel();

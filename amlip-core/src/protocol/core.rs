@@ -26,6 +26,24 @@ use crate::wire::{
 /// How long a stopping node waits for its `dropped` status to be acknowledged.
 const LAST_WORD_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// Tells a node's constructor (waiting on `ready`) whether the engine's endpoints exist;
+/// returns the value to go on with, or `None` if start-up failed.
+pub fn report_start<T>(
+    ready: &std::sync::mpsc::Sender<Result<(), DdsError>>,
+    result: Result<T, DdsError>,
+) -> Option<T> {
+    match result {
+        Ok(v) => {
+            let _ = ready.send(Ok(()));
+            Some(v)
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            None
+        }
+    }
+}
+
 /// A decoded sample (or DDS event) for an engine.
 #[derive(Debug)]
 pub enum Inbound {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::stream::{select_all, StreamExt};
 use tokio::sync::mpsc;
 
-use super::core::{error_payload, Inbound, Load, NodeCore, Role};
+use super::core::{error_payload, report_start, Inbound, Load, NodeCore, Role};
 use crate::dds::{topics, SourceTime};
 use crate::runtime::Shutdown;
 use crate::transfer::Envelope;
@@ -183,15 +183,8 @@ pub async fn run(
     ready: std_mpsc::Sender<Result<(), crate::dds::DdsError>>,
     mut shutdown: Shutdown,
 ) {
-    let inbound = match core.inbound(Role::Server) {
-        Ok(s) => {
-            let _ = ready.send(Ok(()));
-            s
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
+    let Some(inbound) = report_start(&ready, core.inbound(Role::Server)) else {
+        return;
     };
     let mut inbound = select_all(inbound);
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
