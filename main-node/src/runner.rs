@@ -155,6 +155,16 @@ impl Runner {
                                 seconds: at.elapsed().as_secs_f64(),
                             });
                         }
+                        Err(JobError::Timeout { hint, .. }) => {
+                            // The run's deadline: list everything still unsolved.
+                            let mut waiting = vec![describe(&label)];
+                            waiting.extend(pending.values().map(|(l, _)| describe(l)));
+                            bail!(
+                                "time is up with {} of {total} jobs unsolved{hint}: {}",
+                                waiting.len(),
+                                waiting.join(", ")
+                            );
+                        }
                         Err(e) => bail!("job {} failed: {e}", describe(&label)),
                     }
                 }

@@ -252,3 +252,43 @@ fn malformed_ml_payloads_get_error_solutions_and_the_node_keeps_serving() {
         "the node is still up"
     );
 }
+
+#[test]
+fn with_no_computing_node_train_says_so_and_stops_at_its_timeout() {
+    let d = 157;
+    let t = std::time::Instant::now();
+    let mut main = Proc::main(
+        d,
+        &[
+            "train",
+            "--model",
+            "aml",
+            "--digit",
+            "3",
+            "--jobs",
+            "2",
+            "--limit",
+            "2000",
+            "--timeout",
+            "4s",
+        ],
+    );
+    let status = main
+        .wait_exit(Duration::from_secs(30))
+        .expect("train gave up");
+    let out = main.output();
+    assert!(!status.success(), "{out}");
+    assert!(
+        out.contains("time is up with 2 of 2 jobs unsolved"),
+        "{out}"
+    );
+    assert!(
+        out.contains("digit 3 shard 1/2"),
+        "names the jobs that wait: {out}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "bounded by --timeout: {:?}",
+        t.elapsed()
+    );
+}
