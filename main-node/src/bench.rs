@@ -19,7 +19,7 @@ use crate::procs::Children;
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Payload sizes for round trips (job and solution both this size).
-    #[arg(long, value_delimiter = ',', default_value = "1KB,1MB,10MB", value_parser = cli::size_arg)]
+    #[arg(long, value_delimiter = ',', default_value = "1KB,100KB,1MB,10MB,50MB", value_parser = cli::size_arg)]
     sizes: Vec<usize>,
 
     /// Measured round trips per size (after the warm-up).
@@ -31,16 +31,24 @@ pub struct BenchArgs {
     warmup: usize,
 
     /// Computing-node counts for the tiny-job throughput runs (0 skips them).
-    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
     nodes: Vec<usize>,
 
     /// Tiny (16-byte) jobs per throughput run.
     #[arg(long, default_value_t = 2000)]
     tiny_jobs: usize,
 
+    /// Trials of "start a computing node process and a main, solve one job" (0 skips).
+    #[arg(long, default_value_t = 5)]
+    first_job_trials: usize,
+
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+
+    /// Write the results as CSV here (one row per measurement).
+    #[arg(long)]
+    csv: Option<PathBuf>,
 }
 
 pub fn run(node: &NodeArgs, args: &BenchArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
@@ -122,6 +130,43 @@ pub fn run(node: &NodeArgs, args: &BenchArgs, stop: &Receiver<()>) -> anyhow::Re
             "kind": "throughput", "computing_nodes": n, "jobs": args.tiny_jobs,
             "jobs_per_s": rate, "seconds": secs,
         }));
+    }
+    if args.first_job_trials > 0 {
+        check_stop(stop)?;
+        let times = first_job(node, args.first_job_trials, stop)?;
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        println!(
+            "\nfirst job solved after both processes start ({} trials): median {:.0} ms, max {:.0} ms",
+            times.len(),
+            median * 1e3,
+            sorted[sorted.len() - 1] * 1e3
+        );
+        results.push(json!({
+            "kind": "first_job", "trials": times.len(), "median_ms": median * 1e3,
+            "max_ms": sorted[sorted.len() - 1] * 1e3,
+        }));
+    }
+    if let Some(path) = &args.csv {
+        let mut csv = String::from("kind,size,computing_nodes,median_ms,p99_ms,min_ms,tcp_median_ms,ratio_to_tcp,jobs_per_s\n");
+        for r in &results {
+            let f = |k: &str| r.get(k).map(|v| v.to_string()).unwrap_or_default();
+            csv.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{}\n",
+                r["kind"].as_str().unwrap_or(""),
+                f("size"),
+                f("computing_nodes"),
+                f("median_ms"),
+                f("p99_ms"),
+                f("min_ms"),
+                f("tcp_median_ms"),
+                f("ratio_to_tcp"),
+                f("jobs_per_s")
+            ));
+        }
+        std::fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("results written to {}", path.display());
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&results)?)
@@ -234,6 +279,27 @@ fn throughput(
     }
     let secs = t.elapsed().as_secs_f64();
     Ok((jobs as f64 / secs, secs))
+}
+
+/// Starts a computing-node process and a main node at the same moment and times one tiny job
+/// from then until its solution, `trials` times (each on a fresh domain-scoped pair).
+fn first_job(node: &NodeArgs, trials: usize, stop: &Receiver<()>) -> anyhow::Result<Vec<f64>> {
+    let mut times = Vec::new();
+    for _ in 0..trials {
+        check_stop(stop)?;
+        let t = Instant::now();
+        let _computing = Children::spawn_computing(node, 1, &[])?;
+        let main = MainNode::with_config(node.config("FirstJobMain"))?;
+        let s = main.request_job_solution(&b"first job"[..], Duration::from_secs(30))?;
+        times.push(t.elapsed().as_secs_f64());
+        if &s.data[..] != b"FIRST JOB" {
+            bail!("wrong solution to the first job");
+        }
+        drop(main);
+        // Let this pair leave the domain before the next starts.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Ok(times)
 }
 
 /// An echo server on loopback answering each message upper-cased: the same bytes a job and

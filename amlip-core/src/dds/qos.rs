@@ -40,7 +40,7 @@ impl Profile {
             Profile::JobControl => 4096,
             Profile::JobPayload => 4,
             Profile::Status | Profile::NodeInfo => 1,
-            Profile::Stream => 256,
+            Profile::Stream => 1024,
             Profile::Credit => 64,
         }
     }
@@ -51,8 +51,9 @@ impl Profile {
             // A 50 MB GENERIC sample stays in the topic cache until pushed out; keep few.
             Profile::JobPayload => 32,
             Profile::Status | Profile::NodeInfo => 2048,
-            // 60 KB chunks: at most ~60 MB retained, room for ~30 senders' full windows.
-            Profile::Stream => 1024,
+            // 60 KB chunks: at most ~30 MB retained; a sender has at most a 2 MB window (~35
+            // chunks) unacknowledged, and we take samples as they come.
+            Profile::Stream => 512,
             Profile::Credit => 1024,
         }
     }

@@ -2,7 +2,7 @@
 //! identity and participant, its peers, its transfers, cached writers, status and heartbeats,
 //! and the inbound samples of every topic it reads, decoded into one event type.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
@@ -110,6 +110,82 @@ impl<T: WireType> WriterCache<T> {
     }
 }
 
+/// Bytes a chunk-stream writer carries before it is replaced.
+const ROTATE_AFTER: usize = 32 << 20;
+
+/// A chunk-stream writer, with what it has carried and how many transfers use it.
+struct StreamWriter {
+    writer: Writer<Chunk>,
+    carried: Cell<usize>,
+    users: Cell<usize>,
+}
+
+/// A transfer's hold on a stream writer.
+struct Lease(Rc<StreamWriter>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.users.set(self.0.users.get() - 1);
+    }
+}
+
+/// The chunk-stream writers towards each peer: the one in use and a standby.
+///
+/// rustdds trims a writer's history only on a 6-second timer, so a writer that streams at
+/// hundreds of MB/s keeps gigabytes, and slows down as its bookkeeping grows. Dropping a writer
+/// frees its history at once. So once the active writer has carried `ROTATE_AFTER` bytes and
+/// no transfer uses it, it is dropped and the standby, created earlier so that the peer has
+/// already matched it, takes over; a new standby is created. Transfers never span writers (each
+/// writer delivers its chunks in order).
+#[derive(Default)]
+struct StreamWriters {
+    peers: RefCell<HashMap<AmlipId, PeerStreams>>,
+}
+
+/// The writer in use towards a peer, and its standby.
+type PeerStreams = (Rc<StreamWriter>, Option<Rc<StreamWriter>>);
+
+impl StreamWriters {
+    fn create(p: &Participant, peer: &AmlipId) -> Result<Rc<StreamWriter>, DdsError> {
+        Ok(Rc::new(StreamWriter {
+            writer: p.writer::<Chunk>(&topics::stream(peer), Profile::Stream)?,
+            carried: Cell::new(0),
+            users: Cell::new(0),
+        }))
+    }
+
+    /// Makes sure both writers towards `peer` exist (discovery runs ahead of the first use).
+    fn prepare(&self, p: &Participant, peer: &AmlipId) -> Result<(), DdsError> {
+        let mut peers = self.peers.borrow_mut();
+        if !peers.contains_key(peer) {
+            peers.insert(
+                peer.clone(),
+                (Self::create(p, peer)?, Some(Self::create(p, peer)?)),
+            );
+        }
+        Ok(())
+    }
+
+    /// The writer a transfer of `bytes` towards `peer` uses, rotated when due.
+    fn lease(&self, p: &Participant, peer: &AmlipId, bytes: usize) -> Result<Lease, DdsError> {
+        self.prepare(p, peer)?;
+        let mut peers = self.peers.borrow_mut();
+        let (active, standby) = peers.get_mut(peer).expect("prepared");
+        if active.carried.get() >= ROTATE_AFTER && active.users.get() == 0 {
+            *active = match standby.take() {
+                Some(s) => s,
+                None => Self::create(p, peer)?,
+            };
+        }
+        if standby.is_none() {
+            *standby = Some(Self::create(p, peer)?);
+        }
+        active.carried.set(active.carried.get() + bytes);
+        active.users.set(active.users.get() + 1);
+        Ok(Lease(active.clone()))
+    }
+}
+
 /// One node's shared protocol state. Lives on the node's engine thread.
 pub struct NodeCore {
     pub id: AmlipId,
@@ -121,7 +197,7 @@ pub struct NodeCore {
     info_writer: Option<Writer<NodeInfo>>,
     references: WriterCache<MsReference>,
     payloads: WriterCache<MsData>,
-    chunks: WriterCache<Chunk>,
+    streams: StreamWriters,
     credits: WriterCache<Credit>,
     // Last: fields drop in order, and writers must go before their participant.
     pub participant: Participant,
@@ -146,7 +222,7 @@ impl NodeCore {
             info_writer,
             references: WriterCache::new(Profile::JobControl),
             payloads: WriterCache::new(Profile::JobPayload),
-            chunks: WriterCache::new(Profile::Stream),
+            streams: StreamWriters::default(),
             credits: WriterCache::new(Profile::Credit),
             cfg,
         }))
@@ -213,7 +289,7 @@ impl NodeCore {
         };
         let result = result.and_then(|_| {
             if self.cfg.extensions && peer.supports_stream() {
-                self.chunks.get(p, &topics::stream(&peer.id))?;
+                self.streams.prepare(p, &peer.id)?;
                 self.credits.get(p, &topics::credit(&peer.id))?;
             }
             Ok(())
@@ -236,10 +312,12 @@ impl NodeCore {
                 .map(|i| (i.chunk_size as usize, i.window as usize))
         };
         if let (true, Some((chunk, window))) = (streamable, peer_limits) {
-            let writer = self.chunks.get(&self.participant, &topics::stream(peer))?;
+            let lease = self
+                .streams
+                .lease(&self.participant, peer, env.data.len())?;
             return self
                 .transfers
-                .send(&writer, peer, chunk, window, &env)
+                .send(&lease.0.writer, peer, chunk, window, &env)
                 .await;
         }
         let topic = match env.kind {

@@ -212,7 +212,13 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.wait() => break,
             Some(cmd) = commands.recv() => engine.on_command(cmd).await,
-            Some(ev) = inbound.next() => engine.on_inbound(ev).await,
+            Some(ev) = inbound.next() => {
+                engine.on_inbound(ev).await;
+                // While samples keep arriving every branch above is ready at once and this
+                // loop would never let the tasks it spawned run (credits, transfers, replies):
+                // rustdds streams do not take part in tokio's cooperative budget.
+                tokio::task::yield_now().await;
+            }
             Some(Internal::SolutionSent(key)) = internal_rx.recv() => {
                 engine.held.retain(|h| h.key != key);
             }
