@@ -280,7 +280,14 @@ impl ClientEngine {
 
     /// Publishes requests for queued jobs while fewer than the limit are open.
     async fn fill_requests(&mut self) {
-        while self.open_requests < self.core.cfg.max_open_requests {
+        // Refill in bursts, once half the slots are free: requests written together share
+        // datagrams (rustdds coalesces samples waiting in a writer), and so do the computing
+        // nodes' acknowledgments of them.
+        let max = self.core.cfg.max_open_requests;
+        if self.open_requests > max / 2 {
+            return;
+        }
+        while self.open_requests < max {
             let Some(job_id) = self.queue.pop_front() else {
                 break;
             };

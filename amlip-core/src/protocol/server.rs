@@ -173,6 +173,9 @@ struct ServerEngine {
 
 const MEMORY: usize = 200_000;
 
+/// How many of the oldest open requests an idle node chooses among.
+const MAX_CHOICE: usize = 64;
+
 /// Runs a computing node's engine until `shutdown`.
 pub async fn run(
     core: Rc<NodeCore>,
@@ -527,43 +530,64 @@ impl ServerEngine {
             return;
         }
         let now = Instant::now();
+        // The open requests we may answer (at most MAX_CHOICE of the oldest).
+        let mut answerable = Vec::new();
         let mut i = 0;
-        while i < self.pending.len() {
-            let key = self.pending[i].key.clone();
+        while i < self.pending.len() && answerable.len() < MAX_CHOICE {
             match self.verdict(&self.pending[i], now) {
                 Verdict::Drop => {
                     self.pending.remove(i);
-                    continue;
                 }
-                Verdict::Defer => {
-                    i += 1;
-                    continue;
-                }
+                Verdict::Defer => i += 1,
                 Verdict::Answer => {
-                    self.pending.remove(i);
+                    answerable.push(i);
+                    i += 1;
                 }
             }
-            let reply = MsReference {
-                client_id: key.0.clone(),
-                task_id: key.1,
-                server_id: self.core.id.clone(),
-            };
-            let written = match self
-                .core
-                .reference_writer(&topics::job_reply_available(&key.0))
-            {
-                Ok(w) => w.write(&reply).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = written {
-                tracing::warn!(main = %key.0, task = key.1, "cannot answer availability: {e}");
-                continue;
-            }
-            tracing::debug!(main = %key.0, task = key.1, "answered availability");
-            self.replied.insert(key.clone());
-            self.awaiting = Some(Awaiting { key, since: now });
+        }
+        if answerable.is_empty() {
             return;
         }
+        // Idle computing nodes all see the same open requests; if each answered the oldest,
+        // all but one would lose it and wait a round trip for nothing. Each takes a different
+        // one instead: the request at its rank among the computing nodes it knows.
+        let pick = if answerable.len() > 1 {
+            answerable[self.rank(now) % answerable.len()]
+        } else {
+            answerable[0]
+        };
+        let key = self.pending.remove(pick).expect("listed").key;
+        let reply = MsReference {
+            client_id: key.0.clone(),
+            task_id: key.1,
+            server_id: self.core.id.clone(),
+        };
+        let written = match self
+            .core
+            .reference_writer(&topics::job_reply_available(&key.0))
+        {
+            Ok(w) => w.write(&reply).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::warn!(main = %key.0, task = key.1, "cannot answer availability: {e}");
+            return;
+        }
+        tracing::debug!(main = %key.0, task = key.1, "answered availability");
+        self.replied.insert(key.clone());
+        self.awaiting = Some(Awaiting { key, since: now });
+    }
+
+    /// This node's position among the computing nodes it knows (itself included), by id.
+    fn rank(&self, now: Instant) -> usize {
+        let mut nodes = self
+            .core
+            .peers
+            .borrow()
+            .alive_of_kind(NodeKind::Computing, now);
+        nodes.push(self.core.id.clone());
+        nodes.sort();
+        nodes.iter().position(|n| *n == self.core.id).unwrap_or(0)
     }
 
     async fn on_tick(&mut self) {
