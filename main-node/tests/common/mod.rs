@@ -1,6 +1,7 @@
 //! Running the real `main-node` and `computing-node` binaries from tests.
 //!
-//! Each test uses its own DDS domain (main-node's tests: 150..=199) and loopback only.
+//! Each test uses its own DDS domain and loopback only. main-node's tests use 150..=199:
+//! processes.rs 150-153, train.rs 154-157, bench.rs 159.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
