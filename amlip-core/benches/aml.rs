@@ -37,7 +37,9 @@ fn train_eval(
         ..DigitParams::default()
     };
     let t = Instant::now();
-    let mut model = aml::train_digit(train.images.view(), train.labels.view(), &params, |_| {});
+    let mut model = aml::train_digit(train.images.view(), train.labels.view(), &params, |_| {
+        std::ops::ControlFlow::Continue(())
+    });
     let secs = t.elapsed().as_secs_f64() / batches as f64;
     aml::calibrate(&mut model, held.images.view(), held.labels.view(), digit);
     let m = aml::evaluate(&model, test.images.view(), test.labels.view(), digit);

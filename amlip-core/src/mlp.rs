@@ -204,13 +204,14 @@ impl Mlp {
     }
 
     /// Trains on `(x, y)` for `params.epochs` epochs; calls `progress(epoch, mean loss)` after
-    /// each. Returns the mean loss of the last epoch.
+    /// each, and stops early if it returns `ControlFlow::Break`. Returns the mean loss of the
+    /// last epoch trained.
     pub fn train(
         &mut self,
         x: &SparseImages,
         y: ArrayView1<'_, u8>,
         params: &SgdParams,
-        mut progress: impl FnMut(usize, f32),
+        mut progress: impl FnMut(usize, f32) -> std::ops::ControlFlow<()>,
     ) -> f32 {
         let mut rng = StdRng::seed_from_u64(params.seed);
         let mut order: Vec<usize> = (0..x.len()).collect();
@@ -247,7 +248,9 @@ impl Mlp {
                 }
             }
             last = sum / batches.max(1) as f32;
-            progress(epoch + 1, last);
+            if progress(epoch + 1, last).is_break() {
+                break;
+            }
         }
         last
     }
@@ -419,7 +422,9 @@ mod tests {
             learning_rate: 0.1,
             ..SgdParams::default()
         };
-        m.train(&x, y.view(), &params, |_, _| {});
+        m.train(&x, y.view(), &params, |_, _| {
+            std::ops::ControlFlow::Continue(())
+        });
         assert!(loss(&m, &x, &y) < before / 10.0);
         assert_eq!(m.accuracy(&x, y.view()), 1.0);
     }

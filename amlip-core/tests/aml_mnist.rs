@@ -23,6 +23,7 @@ fn digit_zero_from_ten_batches_reaches_097_balanced_accuracy() {
     let mut model = aml::train_digit(train.images.view(), train.labels.view(), &params, |r| {
         batches += 1;
         assert_eq!((r.positives, r.negatives), (100, 900));
+        std::ops::ControlFlow::Continue(())
     });
     assert_eq!(batches, 10);
     aml::calibrate(&mut model, held.images.view(), held.labels.view(), 0);

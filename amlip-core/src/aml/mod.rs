@@ -15,6 +15,8 @@ pub mod model;
 pub mod multiclass;
 pub mod train;
 
+use std::ops::ControlFlow;
+
 use ndarray::{ArrayView1, ArrayView2};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -52,13 +54,14 @@ impl Default for DigitParams {
 }
 
 /// Trains a binary classifier for `params.digit` on `images` (rows of 784 pixels) and
-/// `labels`, calling `progress` after each batch. Batches draw positives and negatives without
+/// `labels`, calling `progress` after each batch; training stops early if it returns
+/// `ControlFlow::Break` (a cancelled job). Batches draw positives and negatives without
 /// replacement, starting over (reshuffled) when a side runs out. The model is uncalibrated.
 pub fn train_digit(
     images: ArrayView2<'_, u8>,
     labels: ArrayView1<'_, u8>,
     params: &DigitParams,
-    mut progress: impl FnMut(&BatchReport),
+    mut progress: impl FnMut(&BatchReport) -> ControlFlow<()>,
 ) -> Model {
     let mut rng = StdRng::seed_from_u64(params.seed);
     let (mut pos, mut neg): (Vec<usize>, Vec<usize>) =
@@ -95,7 +98,9 @@ pub fn train_digit(
             break; // no example of this digit at all
         }
         let report = trainer.train_batch(&p, &n);
-        progress(&report);
+        if progress(&report).is_break() {
+            break;
+        }
     }
     trainer.model()
 }

@@ -8,6 +8,7 @@
 //! | `mlp_train` | job | [`MlpTrainParams`] | `images`, `labels`, `w1`, `b1`, `w2`, `b2` (f32) |
 //! | `mlp_update` | solution | [`MlpUpdateInfo`] | `w1`, `b1`, `w2`, `b2` |
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -278,6 +279,11 @@ pub fn run_aml_train(p: &Payload, ctx: &JobContext) -> Result<Bytes, BoxError> {
             );
         }
         cancelled |= ctx.is_cancelled();
+        if cancelled {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     });
     if cancelled {
         return Err("the job was cancelled (its main is gone or this node is stopping)".into());
@@ -346,6 +352,11 @@ pub fn run_mlp_train(p: &Payload, ctx: &JobContext) -> Result<Bytes, BoxError> {
             params.epochs
         );
         cancelled |= ctx.is_cancelled();
+        if cancelled {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     });
     if cancelled {
         return Err("the job was cancelled (its main is gone or this node is stopping)".into());
