@@ -46,6 +46,18 @@ pub struct Runner {
     outcomes: Receiver<Outcome>,
     deadline: Instant,
     progress: MultiProgress,
+    /// Jobs sent and solutions handed back, over every `run`.
+    sent: std::cell::Cell<usize>,
+    solved: std::cell::Cell<usize>,
+}
+
+/// What a main did over a whole run, for reports and fault scenarios.
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    pub sent: usize,
+    pub solved: usize,
+    pub resent: u64,
+    pub duplicates_dropped: u64,
 }
 
 impl Runner {
@@ -60,11 +72,25 @@ impl Runner {
             outcomes,
             deadline: Instant::now() + timeout,
             progress,
+            sent: Default::default(),
+            solved: Default::default(),
         })
     }
 
     pub fn id(&self) -> &AmlipId {
         self.main.id()
+    }
+
+    /// Counts so far. Solutions that arrive after their job was solved (from a node thought
+    /// gone) are dropped and counted as duplicates.
+    pub fn counts(&self) -> Counts {
+        let stats = self.main.stats();
+        Counts {
+            sent: self.sent.get(),
+            solved: self.solved.get(),
+            resent: stats.resent,
+            duplicates_dropped: stats.duplicates_dropped,
+        }
     }
 
     pub fn domain(&self) -> u16 {
@@ -119,6 +145,7 @@ impl Runner {
                 .main
                 .request_job_solution_with_timeout(data, remaining)?;
             pending.insert(task, (label, Instant::now()));
+            self.sent.set(self.sent.get() + 1);
         }
         let mut done = Vec::with_capacity(total);
         let mut node_lines: HashMap<AmlipId, ProgressBar> = HashMap::new();
@@ -148,6 +175,7 @@ impl Runner {
                     match outcome {
                         Ok((solution, server)) => {
                             bar.inc(1);
+                            self.solved.set(self.solved.get() + 1);
                             done.push(Done {
                                 label,
                                 solution,

@@ -101,6 +101,11 @@ pub struct TrainArgs {
     /// Write the results table as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
+
+    /// Stay on the domain this long after the last solution, so that late duplicates (from
+    /// computing nodes that were thought gone) are seen and counted.
+    #[arg(long, default_value = "0s", value_parser = cli::duration_arg)]
+    linger: Duration,
 }
 
 /// One row of the results table.
@@ -201,13 +206,21 @@ pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &Receiver<()>) -> anyhow::Re
         args.jobs
     );
     runner.wait_nodes(args.wait_nodes, stop)?;
-    let (title, rows, model_file) = match args.model {
+    let (title, rows, model_file, aggregated) = match args.model {
         ModelKind::Aml => train_aml(&runner, args, &train, &test, stop)?,
         ModelKind::Mlp => train_mlp(&runner, args, &train, &test, stop)?,
     };
     let wall = start.elapsed().as_secs_f64();
+    if !args.linger.is_zero() && stop.recv_timeout(args.linger).is_ok() {
+        bail!("interrupted");
+    }
     print_table(&title, &rows);
-    println!("\nwall time {wall:.1} s");
+    let c = runner.counts();
+    println!(
+        "\njobs: {} sent, {} solved, {} re-sent, {} duplicate solution(s) dropped, {} solution(s) aggregated",
+        c.sent, c.solved, c.resent, c.duplicates_dropped, aggregated
+    );
+    println!("wall time {wall:.1} s");
     if let Some(out) = &args.out {
         std::fs::write(out, &model_file)
             .with_context(|| format!("cannot write {}", out.display()))?;
@@ -221,6 +234,11 @@ pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &Receiver<()>) -> anyhow::Re
             "training_images": train.len(),
             "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
             "aggregate": rows.last().map(Row::json),
+            "jobs_sent": c.sent,
+            "solved": c.solved,
+            "resent": c.resent,
+            "duplicates_dropped": c.duplicates_dropped,
+            "aggregated": aggregated,
             "wall_seconds": wall,
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
@@ -230,7 +248,8 @@ pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &Receiver<()>) -> anyhow::Re
     Ok(())
 }
 
-type Outcome = (String, Vec<Row>, Vec<u8>);
+/// Title, table rows, model file, and how many solutions were aggregated.
+type Outcome = (String, Vec<Row>, Vec<u8>, usize);
 
 fn train_aml(
     runner: &Runner,
@@ -280,6 +299,7 @@ fn train_aml(
         stop,
     )?;
 
+    let aggregated = done.len();
     let mut rows = Vec::new();
     let mut per_digit: Vec<Vec<Model>> = vec![Vec::new(); 10];
     for d in &done {
@@ -355,7 +375,7 @@ fn train_aml(
             "AML, digit {digit}, {n} shard(s), {} batches each (official test set)",
             args.batches
         );
-        Ok((title, rows, file))
+        Ok((title, rows, file, aggregated))
     } else {
         let ovr = OneVsRest { models: merged };
         let predicted = ovr.predict_images(test.images.view());
@@ -379,7 +399,7 @@ fn train_aml(
             "AML 10-class, {n} shard(s) x 10 digits, {} batches each (official test set)",
             args.batches
         );
-        Ok((title, rows, b.build().to_vec()))
+        Ok((title, rows, b.build().to_vec(), aggregated))
     }
 }
 
@@ -396,6 +416,7 @@ fn train_mlp(
     let mut global = Mlp::mnist(args.seed);
     let n = args.jobs;
     let mut rows = Vec::new();
+    let mut aggregated = 0;
     for round in 1..=args.rounds {
         let jobs: Vec<(usize, bytes::Bytes)> = shards
             .iter()
@@ -437,6 +458,7 @@ fn train_mlp(
             ));
             updates.push((model, info.samples));
         }
+        aggregated += updates.len();
         global = Mlp::federated_average(&updates)
             .context("the shards' networks do not have the same shape")?;
         let m = ClassMetrics::from_predictions(&global.predict(&x_test), truth, 10);
@@ -468,5 +490,5 @@ fn train_mlp(
         "MLP 784-128-10, {n} shard(s), {} round(s) of {} epoch(s), FedAvg (official test set; rows are the last round)",
         args.rounds, args.epochs
     );
-    Ok((title, rows, file))
+    Ok((title, rows, file, aggregated))
 }
