@@ -4,6 +4,7 @@
 //! A peer counts as gone when its DDS participant is lost, when it published status `dropped`,
 //! or (for amlip peers, which heartbeat) when its last heartbeat is older than the liveness
 //! timeout. Hearing from it again clears that: a partitioned node that comes back is alive.
+//! Silence while this node itself was stopped is not held against peers.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -49,6 +50,8 @@ pub struct PeerTable {
     me: AmlipId,
     peers: HashMap<AmlipId, Peer>,
     liveness_timeout: Duration,
+    /// When this node last resumed after being stopped (see [`PeerTable::resumed`]).
+    resumed_at: Option<Instant>,
 }
 
 impl PeerTable {
@@ -57,7 +60,15 @@ impl PeerTable {
             me,
             peers: HashMap::new(),
             liveness_timeout,
+            resumed_at: None,
         }
+    }
+
+    /// This node was stopped (SIGSTOP, `docker pause`) or starved until `now`: it heard
+    /// nothing meanwhile, so every peer gets a full liveness timeout from now before its
+    /// heartbeats count as stopped.
+    pub fn resumed(&mut self, now: Instant) {
+        self.resumed_at = Some(now);
     }
 
     fn entry(&mut self, id: &AmlipId) -> &mut Peer {
@@ -159,10 +170,10 @@ impl PeerTable {
             Some(GoneReason::ParticipantLost)
         } else if p.dropped {
             Some(GoneReason::StatusDropped)
-        } else if p
-            .info_at
-            .is_some_and(|at| now.duration_since(at) > self.liveness_timeout)
-        {
+        } else if p.info_at.is_some_and(|at| {
+            let since = self.resumed_at.map_or(at, |r| r.max(at));
+            now.saturating_duration_since(since) > self.liveness_timeout
+        }) {
             Some(GoneReason::HeartbeatTimeout)
         } else {
             None
@@ -245,6 +256,21 @@ mod tests {
         );
         assert!(!t.on_info(info("c"), k, None, t0 + Duration::from_secs(7)));
         assert_eq!(t.gone(&id("c"), t0 + Duration::from_secs(8)), None);
+    }
+
+    #[test]
+    fn silence_while_we_were_stopped_is_forgiven() {
+        let mut t = PeerTable::new(id("me"), Duration::from_secs(5));
+        let k = ParticipantKey::of_writer(rustdds::GUID::GUID_UNKNOWN);
+        let t0 = Instant::now();
+        t.on_info(info("c"), k, None, t0);
+        // We were stopped from t0+1 s to t0+10 s.
+        t.resumed(t0 + Duration::from_secs(10));
+        assert_eq!(t.gone(&id("c"), t0 + Duration::from_secs(11)), None);
+        assert_eq!(
+            t.gone(&id("c"), t0 + Duration::from_secs(16)),
+            Some(GoneReason::HeartbeatTimeout)
+        );
     }
 
     #[test]

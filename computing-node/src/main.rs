@@ -49,7 +49,6 @@ fn main() -> anyhow::Result<()> {
     let cfg = args.node.config("Computing");
     let mut node =
         AsyncComputingNode::with_config(cfg).context("cannot start the computing node")?;
-    let verbose = args.verbose;
     let work_time = args.work_time;
     let uppercase_only = args.job == "uppercase";
     let opts = amlip_core::jobs::ServeOptions {
@@ -66,15 +65,12 @@ fn main() -> anyhow::Result<()> {
         } else {
             amlip_core::jobs::serve(job, ctx, opts)
         };
-        if verbose {
-            tracing::info!(
-                task = job.task_id,
-                main = %job.client_id,
-                bytes = job.data.len(),
-                "job solved in {:?}",
-                t.elapsed()
-            );
-        }
+        tracing::info!(
+            task = job.task_id,
+            main = %job.client_id,
+            "job solved in {:?}",
+            t.elapsed()
+        );
         solution
     })?;
     println!(

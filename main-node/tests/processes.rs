@@ -1,5 +1,6 @@
-//! The real binaries as separate processes: every job solved, a SIGKILLed holder survived,
-//! a late node not confused by history, Ctrl-C honoured within a second.
+//! The real binaries as separate processes: every job solved, a SIGKILLed holder survived, a
+//! stopped and continued (SIGSTOP/SIGCONT) node carrying on, a late node not confused by
+//! history, Ctrl-C honoured within a second.
 
 mod common;
 
@@ -87,6 +88,102 @@ fn a_sigkilled_computing_node_has_its_job_finished_by_another() {
         "noticed within the liveness timeout: {:?}",
         t.elapsed()
     );
+}
+
+#[test]
+fn a_frozen_computing_node_is_replaced_and_serves_again_once_thawed() {
+    let d = 158;
+    let frozen = Proc::computing("Frozen", d, &["--work-time", "3s"]);
+    let mut main = Proc::main(
+        d,
+        &[
+            "--liveness-timeout",
+            "2s",
+            "jobs",
+            "--count",
+            "1",
+            "--batches",
+            "2",
+            "--pause",
+            "3s",
+            "--wait-nodes",
+            "1",
+            "--timeout",
+            "60s",
+        ],
+    );
+    assert!(
+        frozen.wait_for("working on job", Duration::from_secs(20)),
+        "the first node never got the job:\n{}",
+        frozen.output()
+    );
+    let mut survivor = Proc::computing("Survivor", d, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    // As `docker pause` or Ctrl-Z: the process stops without a word, then resumes.
+    frozen.signal("STOP");
+    let resent = main.wait_for("pausing", Duration::from_secs(20));
+    survivor.kill_hard();
+    frozen.signal("CONT");
+    assert!(
+        resent,
+        "the frozen node's job was not re-sent:\n{}",
+        main.output()
+    );
+    // The second batch has only the thawed node to go to.
+    let status = main.wait_exit(Duration::from_secs(40));
+    let out = main.output();
+    let Some(status) = status else {
+        panic!("main still running:\n{out}\nFrozen:\n{}", frozen.output());
+    };
+    assert!(
+        status.success(),
+        "main failed:\n{out}\nFrozen:\n{}",
+        frozen.output()
+    );
+    assert!(out.contains("2 of 2 jobs solved, 0 failed"), "{out}");
+    assert!(out.contains("re-sent: 1"), "{out}");
+    assert!(out.contains("solved by Frozen."), "{out}");
+}
+
+#[test]
+fn a_frozen_main_resumes_without_resending_or_losing_jobs() {
+    let d = 160;
+    let _nodes: Vec<Proc> = ["C1", "C2"]
+        .iter()
+        .map(|n| Proc::computing(n, d, &["--work-time", "2s"]))
+        .collect();
+    let mut main = Proc::main(
+        d,
+        &[
+            "--liveness-timeout",
+            "2s",
+            "jobs",
+            "--count",
+            "4",
+            "--in-flight",
+            "2",
+            "--wait-nodes",
+            "2",
+            "--timeout",
+            "60s",
+        ],
+    );
+    assert!(
+        main.wait_for("computing node joined", Duration::from_secs(20)),
+        "{}",
+        main.output()
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    // Stopped for longer than the liveness timeout: on waking it must not take the computing
+    // nodes' silence (it was not listening) for their death.
+    main.signal("STOP");
+    std::thread::sleep(Duration::from_secs(4));
+    main.signal("CONT");
+    let status = main.wait_exit(Duration::from_secs(40));
+    let out = main.output();
+    assert!(status.is_some_and(|s| s.success()), "main failed:\n{out}");
+    assert!(out.contains("4 of 4 jobs solved, 0 failed"), "{out}");
+    assert!(out.contains("re-sent: 0"), "{out}");
 }
 
 #[test]

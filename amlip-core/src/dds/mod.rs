@@ -223,6 +223,22 @@ impl Participant {
         })
     }
 
+    /// Whether rustdds's two threads for this participant still run.
+    ///
+    /// rustdds ends its discovery thread and its event loop when their `epoll_wait` is
+    /// interrupted, which Linux does to every sleeping thread after the process is stopped and
+    /// continued (SIGSTOP/SIGCONT, `docker pause`, Ctrl-Z then `fg`). The participant then
+    /// neither sends nor receives, and no call reports an error. Each thread is asked through
+    /// its command channel, which is disconnected once the thread has ended. Creating the
+    /// probe writer announces it to peers, so call this only on suspicion.
+    pub fn alive(&self) -> bool {
+        if self.dp.assert_liveliness().is_err() {
+            return false;
+        }
+        self.raw_writer(topics::PROBE, "amlipx::probe", Profile::Status)
+            .is_ok()
+    }
+
     /// Remote participants as they are lost (lease expired or disposed).
     pub fn lost_participants(&self) -> impl Stream<Item = ParticipantKey> + Send + 'static {
         let listener = self.dp.status_listener();
@@ -236,6 +252,9 @@ impl Participant {
         })
     }
 }
+
+/// How much longer than rustdds's own limit a write may take before it is abandoned.
+const WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Writes raw bodies on one topic.
 pub struct RawWriter {
@@ -264,13 +283,22 @@ impl RawWriter {
             order: crate::wire::ByteOrder::Little,
         };
         // Always stamp samples: readers order our heartbeats against our requests by it.
-        self.inner
-            .async_write(sample, Some(SourceTime::now()))
-            .await
-            .map_err(|e| DdsError::Write {
+        let write = self.inner.async_write(sample, Some(SourceTime::now()));
+        // rustdds checks its own blocking limit only when woken by an acknowledgment, which
+        // never comes once its event loop has stopped (see `Participant::alive`).
+        match tokio::time::timeout(qos::MAX_BLOCKING_TIME + WRITE_GRACE, write).await {
+            Ok(written) => written.map(|_| ()).map_err(|e| DdsError::Write {
                 topic: self.topic.clone(),
                 reason: format!("{e:?}"),
-            })
+            }),
+            Err(_) => Err(DdsError::Write {
+                topic: self.topic.clone(),
+                reason: format!(
+                    "no room in the reliable window for {:?}",
+                    qos::MAX_BLOCKING_TIME + WRITE_GRACE
+                ),
+            }),
+        }
     }
 }
 

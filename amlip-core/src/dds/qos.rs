@@ -34,6 +34,9 @@ pub enum Profile {
     Credit,
 }
 
+/// How long a write may wait for room in a reliable writer's window before it fails.
+pub const MAX_BLOCKING_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Profile {
     fn writer_depth(self) -> i32 {
         match self {
@@ -61,7 +64,7 @@ impl Profile {
     fn base() -> QosPolicyBuilder {
         QosPolicyBuilder::new()
             .reliability(Reliability::Reliable {
-                max_blocking_time: rustdds::Duration::from_secs(5),
+                max_blocking_time: rustdds::Duration::from_std(MAX_BLOCKING_TIME),
             })
             .durability(Durability::TransientLocal)
     }

@@ -7,6 +7,8 @@ pub const JOB_REQUEST_AVAILABILITY: &str = "amlip/job_request_availability";
 pub const JOB_TASK_TARGET: &str = "amlip/job_task_target";
 pub const STATUS: &str = "amlip/status";
 pub const NODE_INFO: &str = "amlipx/node_info";
+/// Never written: a writer is created on it to check that a participant still works.
+pub const PROBE: &str = "amlipx/probe";
 
 /// Every fixed topic name, with its type name (for tools that probe them all).
 pub const FIXED_TOPICS: [(&str, &str); 4] = [

@@ -1,6 +1,6 @@
 //! Status nodes: watch every node's status on the domain.
 
-use futures::stream::{select_all, StreamExt};
+use futures::stream::StreamExt;
 
 use super::{start_engine, STOP_TIMEOUT};
 use crate::config::NodeConfig;
@@ -47,7 +47,7 @@ impl StatusNode {
             self.cfg.clone(),
             "amlip-status",
             move |core, ready, mut shutdown| async move {
-                let Some(streams) = report_start(&ready, core.inbound(Role::Monitor)) else {
+                let Some(mut inbound) = report_start(&ready, core.subscribe(Role::Monitor)) else {
                     return;
                 };
                 core.publish_status(NodeState::Running).await;
@@ -58,14 +58,18 @@ impl StatusNode {
                     node_kind: NodeKind::Status,
                     state: NodeState::Running,
                 });
-                let mut inbound = select_all(streams);
                 loop {
                     tokio::select! {
                         _ = shutdown.wait() => break,
-                        Some(ev) = inbound.next() => {
-                            if let Inbound::Status(s) = ev {
-                                callback(s);
+                        Some(ev) = inbound.next() => match ev {
+                            Inbound::Status(s) => callback(s),
+                            Inbound::ParticipantDied if !shutdown.is_triggered() => {
+                                match core.recover(Role::Monitor).await {
+                                    Some(streams) => inbound = streams,
+                                    None => break,
+                                }
                             }
+                            _ => {}
                         }
                     }
                 }

@@ -15,11 +15,11 @@ use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::stream::{select_all, StreamExt};
+use futures::stream::StreamExt;
 use tokio::sync::mpsc;
 
 use super::core::{parse_error_payload, report_start, Inbound, Load, NodeCore, Role};
-use crate::dds::{topics, Profile, Writer};
+use crate::dds::topics;
 use crate::error::JobError;
 use crate::runtime::Shutdown;
 use crate::transfer::{Envelope, TransferError};
@@ -142,8 +142,6 @@ enum Internal {
 struct ClientEngine {
     core: Rc<NodeCore>,
     shared: Arc<ClientShared>,
-    requests: Writer<MsRequest>,
-    targets: Writer<MsReference>,
     jobs: HashMap<TaskId, Job>,
     attempts: HashMap<TaskId, Attempt>,
     next_task: TaskId,
@@ -168,26 +166,19 @@ pub async fn run(
     ready: std_mpsc::Sender<Result<(), crate::dds::DdsError>>,
     mut shutdown: Shutdown,
 ) {
-    let start = async {
-        let requests = core
-            .participant
-            .writer::<MsRequest>(topics::JOB_REQUEST_AVAILABILITY, Profile::JobControl)?;
-        let targets = core
-            .participant
-            .writer::<MsReference>(topics::JOB_TASK_TARGET, Profile::JobControl)?;
-        let inbound = core.inbound(Role::Client)?;
-        Ok::<_, crate::dds::DdsError>((requests, targets, inbound))
-    };
-    let Some((requests, targets, inbound)) = report_start(&ready, start.await) else {
+    let start = (|| {
+        let ep = core.endpoints();
+        ep.requests()?;
+        ep.references(topics::JOB_TASK_TARGET)?;
+        core.subscribe(Role::Client)
+    })();
+    let Some(mut inbound) = report_start(&ready, start) else {
         return;
     };
-    let mut inbound = select_all(inbound);
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
     let mut engine = ClientEngine {
         core: core.clone(),
         shared,
-        requests,
-        targets,
         jobs: HashMap::new(),
         attempts: HashMap::new(),
         next_task: 0,
@@ -202,10 +193,12 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut heartbeat = tokio::time::interval(core.cfg.heartbeat);
     loop {
+        let mut died = false;
         tokio::select! {
             _ = shutdown.wait() => break,
             Some(cmd) = commands.recv() => engine.on_command(cmd).await,
             Some(ev) = inbound.next() => {
+                died = matches!(ev, Inbound::ParticipantDied);
                 engine.on_inbound(ev).await;
                 // While samples keep arriving every branch above is ready at once and this
                 // loop would never let the tasks it spawned run (credits, transfers, replies):
@@ -215,6 +208,14 @@ pub async fn run(
             Some(ev) = internal_rx.recv() => engine.on_internal(ev).await,
             _ = tick.tick() => engine.on_tick().await,
             _ = heartbeat.tick() => engine.heartbeat().await,
+        }
+        if died && !shutdown.is_triggered() {
+            match core.recover(Role::Client).await {
+                Some(streams) => inbound = streams,
+                None => break,
+            }
+            engine.republish_requests().await;
+            engine.heartbeat().await;
         }
     }
     for (id, job) in engine.jobs.drain() {
@@ -228,6 +229,14 @@ pub async fn run(
 }
 
 impl ClientEngine {
+    async fn write_target(&self, target: &MsReference) -> Result<(), crate::dds::DdsError> {
+        self.core
+            .endpoints()
+            .references(topics::JOB_TASK_TARGET)?
+            .write(target)
+            .await
+    }
+
     /// Publishes the main's heartbeat: its task counter and open requests.
     async fn heartbeat(&self) {
         let mut open_tasks: Vec<TaskId> = self
@@ -297,6 +306,30 @@ impl ClientEngine {
         }
     }
 
+    /// Writes every open request again: after [`NodeCore::recover`] the writer that carried
+    /// them is gone, and with it their history for computing nodes that join later.
+    async fn republish_requests(&self) {
+        for (task, a) in &self.attempts {
+            if matches!(a.state, AttemptState::Requested) {
+                self.write_request(*task).await;
+            }
+        }
+    }
+
+    async fn write_request(&self, task: TaskId) {
+        let req = MsRequest {
+            client_id: self.core.id.clone(),
+            task_id: task,
+        };
+        let written = match self.core.endpoints().requests() {
+            Ok(w) => w.write(&req).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::error!(task, "cannot publish availability request: {e}");
+        }
+    }
+
     /// Opens a request for `job_id` under a fresh task id.
     async fn request(&mut self, job_id: TaskId) {
         let task = self.next_task;
@@ -314,13 +347,7 @@ impl ClientEngine {
             job.current = Some(task);
         }
         self.open_requests += 1;
-        let req = MsRequest {
-            client_id: self.core.id.clone(),
-            task_id: task,
-        };
-        if let Err(e) = self.requests.write(&req).await {
-            tracing::error!(task, "cannot publish availability request: {e}");
-        }
+        self.write_request(task).await;
     }
 
     async fn on_inbound(&mut self, ev: Inbound) {
@@ -376,7 +403,7 @@ impl ClientEngine {
         attempt.since = Instant::now();
         self.open_requests = self.open_requests.saturating_sub(1);
         tracing::debug!(job = job_id, task = r.task_id, server = %r.server_id, "job assigned");
-        if let Err(e) = self.targets.write(&r).await {
+        if let Err(e) = self.write_target(&r).await {
             tracing::error!(task = r.task_id, "cannot publish target: {e}");
         }
         let env = Envelope {
@@ -406,13 +433,22 @@ impl ClientEngine {
         if env.client_id != self.core.id {
             return;
         }
-        let job_id = match self.attempts.get(&env.task_id) {
-            Some(a) => a.job,
+        let (job_id, superseded) = match self.attempts.get(&env.task_id) {
+            Some(a) => (a.job, matches!(a.state, AttemptState::Superseded)),
             None => {
                 self.shared.stats.lock().expect("stats").duplicates_dropped += 1;
                 return;
             }
         };
+        if superseded && self.jobs.contains_key(&job_id) {
+            if let Some(message) = parse_error_payload(&env.data) {
+                // A node we gave up on failed (often: it cancelled the job when it found itself
+                // cut off). The re-sent attempt decides the job, not this error.
+                tracing::warn!(task = env.task_id, server = %env.server_id, "error from a re-sent job's earlier holder ignored: {message}");
+                self.shared.stats.lock().expect("stats").duplicates_dropped += 1;
+                return;
+            }
+        }
         let Some(job) = self.jobs.remove(&job_id) else {
             tracing::debug!(task = env.task_id, server = %env.server_id, "late duplicate solution dropped");
             self.shared.stats.lock().expect("stats").duplicates_dropped += 1;
@@ -468,7 +504,7 @@ impl ClientEngine {
                 task_id: task,
                 server_id: self.core.id.clone(),
             };
-            if let Err(e) = self.targets.write(&close).await {
+            if let Err(e) = self.write_target(&close).await {
                 tracing::warn!(task, "cannot close request: {e}");
             }
         }
@@ -520,6 +556,7 @@ impl ClientEngine {
 
     /// Re-sends jobs whose holder is gone, stopped listing them, or kept them too long.
     async fn check_holders(&mut self) {
+        self.core.check_clock();
         let now = Instant::now();
         let grace = self.core.cfg.liveness_timeout / 2;
         let mut resend = Vec::new();

@@ -3,17 +3,15 @@
 //! and the inbound samples of every topic it reads, decoded into one event type.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::stream::{LocalBoxStream, StreamExt};
+use futures::stream::{select_all, LocalBoxStream, SelectAll, StreamExt};
 
+use super::endpoints::Endpoints;
 use crate::config::NodeConfig;
-use crate::dds::{
-    topics, DdsError, Participant, ParticipantKey, Profile, Reader, SourceTime, Writer,
-};
+use crate::dds::{topics, DdsError, ParticipantKey, Profile, Reader, SourceTime};
 use crate::peers::PeerTable;
 use crate::transfer::{ChunkOutcome, Envelope, TransferError, Transfers};
 use crate::wire::ext::{
@@ -22,6 +20,12 @@ use crate::wire::ext::{
 use crate::wire::{
     AmlipId, MsData, MsReference, MsRequest, NodeKind, NodeState, Status, TaskId, WireType,
 };
+
+/// How often [`NodeCore::pause_watch`] looks at the clock.
+const PAUSE_WATCH_EVERY: Duration = Duration::from_millis(100);
+/// How much longer than usual the engine may go unscheduled before the process counts as
+/// having been stopped.
+const PAUSE_SUSPECTED: Duration = Duration::from_millis(200);
 
 /// How long a stopping node waits for its `dropped` status to be acknowledged.
 const LAST_WORD_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
@@ -63,9 +67,15 @@ pub enum Inbound {
     Heartbeat(AmlipId),
     Status(Status),
     PeersLost(Vec<AmlipId>),
+    /// rustdds stopped this node's participant (see [`NodeCore::pause_watch`]): the engine
+    /// must [`NodeCore::recover`].
+    ParticipantDied,
     /// Handled inside the core; engines ignore it.
     Internal,
 }
+
+/// Every inbound stream of a node, merged.
+pub type InboundStreams = SelectAll<LocalBoxStream<'static, Inbound>>;
 
 /// What a heartbeat reports about the node's work.
 #[derive(Debug, Default)]
@@ -84,108 +94,6 @@ pub enum Role {
     Monitor,
 }
 
-/// Writers created on demand and kept, one per topic.
-struct WriterCache<T> {
-    writers: RefCell<HashMap<String, Rc<Writer<T>>>>,
-    profile: Profile,
-}
-
-impl<T: WireType> WriterCache<T> {
-    fn new(profile: Profile) -> Self {
-        Self {
-            writers: RefCell::new(HashMap::new()),
-            profile,
-        }
-    }
-
-    fn get(&self, participant: &Participant, topic: &str) -> Result<Rc<Writer<T>>, DdsError> {
-        if let Some(w) = self.writers.borrow().get(topic) {
-            return Ok(w.clone());
-        }
-        let w = Rc::new(participant.writer::<T>(topic, self.profile)?);
-        self.writers
-            .borrow_mut()
-            .insert(topic.to_owned(), w.clone());
-        Ok(w)
-    }
-}
-
-/// Bytes a chunk-stream writer carries before it is replaced.
-const ROTATE_AFTER: usize = 32 << 20;
-
-/// A chunk-stream writer, with what it has carried and how many transfers use it.
-struct StreamWriter {
-    writer: Writer<Chunk>,
-    carried: Cell<usize>,
-    users: Cell<usize>,
-}
-
-/// A transfer's hold on a stream writer.
-struct Lease(Rc<StreamWriter>);
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.0.users.set(self.0.users.get() - 1);
-    }
-}
-
-/// The chunk-stream writers towards each peer: the one in use and a standby.
-///
-/// rustdds trims a writer's history only on a 6-second timer, so a writer that streams at
-/// hundreds of MB/s keeps gigabytes, and slows down as its bookkeeping grows. Dropping a writer
-/// frees its history at once. So once the active writer has carried `ROTATE_AFTER` bytes and
-/// no transfer uses it, it is dropped and the standby, created earlier so that the peer has
-/// already matched it, takes over; a new standby is created. Transfers never span writers (each
-/// writer delivers its chunks in order).
-#[derive(Default)]
-struct StreamWriters {
-    peers: RefCell<HashMap<AmlipId, PeerStreams>>,
-}
-
-/// The writer in use towards a peer, and its standby.
-type PeerStreams = (Rc<StreamWriter>, Option<Rc<StreamWriter>>);
-
-impl StreamWriters {
-    fn create(p: &Participant, peer: &AmlipId) -> Result<Rc<StreamWriter>, DdsError> {
-        Ok(Rc::new(StreamWriter {
-            writer: p.writer::<Chunk>(&topics::stream(peer), Profile::Stream)?,
-            carried: Cell::new(0),
-            users: Cell::new(0),
-        }))
-    }
-
-    /// Makes sure both writers towards `peer` exist (discovery runs ahead of the first use).
-    fn prepare(&self, p: &Participant, peer: &AmlipId) -> Result<(), DdsError> {
-        let mut peers = self.peers.borrow_mut();
-        if !peers.contains_key(peer) {
-            peers.insert(
-                peer.clone(),
-                (Self::create(p, peer)?, Some(Self::create(p, peer)?)),
-            );
-        }
-        Ok(())
-    }
-
-    /// The writer a transfer of `bytes` towards `peer` uses, rotated when due.
-    fn lease(&self, p: &Participant, peer: &AmlipId, bytes: usize) -> Result<Lease, DdsError> {
-        self.prepare(p, peer)?;
-        let mut peers = self.peers.borrow_mut();
-        let (active, standby) = peers.get_mut(peer).expect("prepared");
-        if active.carried.get() >= ROTATE_AFTER && active.users.get() == 0 {
-            *active = match standby.take() {
-                Some(s) => s,
-                None => Self::create(p, peer)?,
-            };
-        }
-        if standby.is_none() {
-            *standby = Some(Self::create(p, peer)?);
-        }
-        active.carried.set(active.carried.get() + bytes);
-        active.users.set(active.users.get() + 1);
-        Ok(Lease(active.clone()))
-    }
-}
-
 /// One node's shared protocol state. Lives on the node's engine thread.
 pub struct NodeCore {
     pub id: AmlipId,
@@ -193,39 +101,65 @@ pub struct NodeCore {
     pub cfg: NodeConfig,
     pub peers: RefCell<PeerTable>,
     pub transfers: Transfers,
-    status_writer: Writer<Status>,
-    info_writer: Option<Writer<NodeInfo>>,
-    references: WriterCache<MsReference>,
-    payloads: WriterCache<MsData>,
-    streams: StreamWriters,
-    credits: WriterCache<Credit>,
-    // Last: fields drop in order, and writers must go before their participant.
-    pub participant: Participant,
+    /// The DDS side, replaceable (see [`NodeCore::revive`]).
+    endpoints: RefCell<Rc<Endpoints>>,
+    /// When [`check_clock`](NodeCore::check_clock) last ran, and whether it found a stall.
+    clock: Cell<Instant>,
+    stalled: Cell<bool>,
 }
 
 impl NodeCore {
     pub fn new(id: AmlipId, kind: NodeKind, cfg: NodeConfig) -> Result<Rc<Self>, DdsError> {
-        let participant = Participant::new(cfg.domain, &cfg.network)?;
-        let status_writer = participant.writer::<Status>(topics::STATUS, Profile::Status)?;
-        let info_writer = if cfg.extensions {
-            Some(participant.writer::<NodeInfo>(topics::NODE_INFO, Profile::NodeInfo)?)
-        } else {
-            None
-        };
+        let endpoints = Endpoints::new(&cfg)?;
         Ok(Rc::new(Self {
             peers: RefCell::new(PeerTable::new(id.clone(), cfg.liveness_timeout)),
             transfers: Transfers::new(id.clone(), cfg.stream.clone()),
             id,
             kind,
-            participant,
-            status_writer,
-            info_writer,
-            references: WriterCache::new(Profile::JobControl),
-            payloads: WriterCache::new(Profile::JobPayload),
-            streams: StreamWriters::default(),
-            credits: WriterCache::new(Profile::Credit),
             cfg,
+            endpoints: RefCell::new(Rc::new(endpoints)),
+            clock: Cell::new(Instant::now()),
+            stalled: Cell::new(false),
         }))
+    }
+
+    /// The current DDS side (hold it only briefly: [`revive`](Self::revive) replaces it).
+    pub fn endpoints(&self) -> Rc<Endpoints> {
+        self.endpoints.borrow().clone()
+    }
+
+    /// Replaces the DDS participant and every endpoint with new ones, under the same node id,
+    /// keeping all protocol state. For when rustdds has stopped the participant (see
+    /// [`endpoints`](super::endpoints)); the caller must subscribe again ([`inbound`](Self::inbound)).
+    pub fn revive(&self) -> Result<(), DdsError> {
+        let fresh = Endpoints::new(&self.cfg)?;
+        *self.endpoints.borrow_mut() = Rc::new(fresh);
+        Ok(())
+    }
+
+    /// Every inbound stream of a node of `role`, merged.
+    pub fn subscribe(self: &Rc<Self>, role: Role) -> Result<InboundStreams, DdsError> {
+        Ok(select_all(self.inbound(role)?))
+    }
+
+    /// After [`Inbound::ParticipantDied`]: new endpoints and subscriptions, and our status
+    /// published again. `None` if that failed too (the engine then stops).
+    pub async fn recover(self: &Rc<Self>, role: Role) -> Option<InboundStreams> {
+        tracing::warn!(
+            node = %self.id,
+            "the DDS participant stopped (rustdds ends it when a poll is interrupted, e.g. after \
+             the process was paused); creating a new one"
+        );
+        match self.revive().and_then(|_| self.subscribe(role)) {
+            Ok(streams) => {
+                self.publish_status(NodeState::Running).await;
+                Some(streams)
+            }
+            Err(e) => {
+                tracing::error!(node = %self.id, "cannot recreate the DDS participant: {e}");
+                None
+            }
+        }
     }
 
     pub async fn publish_status(&self, state: NodeState) {
@@ -234,19 +168,21 @@ impl NodeCore {
             node_kind: self.kind,
             state,
         };
-        if let Err(e) = self.status_writer.write(&s).await {
+        let ep = self.endpoints();
+        if let Err(e) = ep.status.write(&s).await {
             tracing::warn!("cannot publish status {state:?}: {e}");
         }
         if state == NodeState::Dropped {
             // The node is about to leave: give readers a moment to receive its last word.
-            self.status_writer.flush(LAST_WORD_WAIT).await;
+            ep.status.flush(LAST_WORD_WAIT).await;
         }
     }
 
     /// Publishes a heartbeat (no-op without extensions): a computing node lists the jobs it
     /// holds, a main its task counter and open requests.
     pub async fn publish_info(&self, state: NodeState, load: Load) {
-        let Some(w) = &self.info_writer else { return };
+        let ep = self.endpoints();
+        let Some(w) = &ep.info else { return };
         let info = NodeInfo {
             id: self.id.clone(),
             version: EXTENSION_VERSION,
@@ -266,31 +202,24 @@ impl NodeCore {
         }
     }
 
-    /// Writer for `ms_reference` samples on `topic`, created once.
-    pub fn reference_writer(&self, topic: &str) -> Result<Rc<Writer<MsReference>>, DdsError> {
-        self.references.get(&self.participant, topic)
-    }
-
     /// Creates ahead of time the writers we will need towards `peer`, so that the first job
     /// does not pay for endpoint discovery.
     pub fn prepare_writers_to(&self, peer: &NodeInfo) {
-        let p = &self.participant;
+        let ep = self.endpoints();
         let result = match (self.kind, peer.kind) {
-            (NodeKind::Main, NodeKind::Computing) => self
-                .payloads
-                .get(p, &topics::job_task_data(&peer.id))
-                .map(drop),
-            (NodeKind::Computing, NodeKind::Main) => self
-                .references
-                .get(p, &topics::job_reply_available(&peer.id))
-                .and_then(|_| self.payloads.get(p, &topics::job_task_solution(&peer.id)))
+            (NodeKind::Main, NodeKind::Computing) => {
+                ep.payloads(&topics::job_task_data(&peer.id)).map(drop)
+            }
+            (NodeKind::Computing, NodeKind::Main) => ep
+                .references(&topics::job_reply_available(&peer.id))
+                .and_then(|_| ep.payloads(&topics::job_task_solution(&peer.id)))
                 .map(drop),
             _ => return,
         };
         let result = result.and_then(|_| {
             if self.cfg.extensions && peer.supports_stream() {
-                self.streams.prepare(p, &peer.id)?;
-                self.credits.get(p, &topics::credit(&peer.id))?;
+                ep.prepare_streams(&peer.id)?;
+                ep.credits(&peer.id)?;
             }
             Ok(())
         });
@@ -311,10 +240,9 @@ impl NodeCore {
                 .filter(|i| i.supports_stream())
                 .map(|i| (i.chunk_size as usize, i.window as usize))
         };
+        let ep = self.endpoints();
         if let (true, Some((chunk, window))) = (streamable, peer_limits) {
-            let lease = self
-                .streams
-                .lease(&self.participant, peer, env.data.len())?;
+            let lease = ep.stream(peer, env.data.len())?;
             return self
                 .transfers
                 .send(&lease.0.writer, peer, chunk, window, &env)
@@ -324,7 +252,7 @@ impl NodeCore {
             ChunkKind::Job => topics::job_task_data(peer),
             ChunkKind::Solution => topics::job_task_solution(peer),
         };
-        let writer = self.payloads.get(&self.participant, &topic)?;
+        let writer = ep.payloads(&topic)?;
         let msg = MsData {
             client_id: env.client_id,
             task_id: env.task_id,
@@ -335,12 +263,52 @@ impl NodeCore {
         Ok(())
     }
 
+    /// Yields [`Inbound::ParticipantDied`] once the process was stopped and continued and
+    /// rustdds did not survive it (see [`Participant::alive`](crate::dds::Participant::alive)).
+    ///
+    /// A stop shows as a timer that fires late. Only then is the participant probed, since a
+    /// probe announces a writer to every peer, and one tick later, since rustdds's threads may
+    /// not have run yet. A late timer can also mean a starved thread; the probe then finds the
+    /// participant alive and nothing happens.
+    fn pause_watch(self: &Rc<Self>) -> LocalBoxStream<'static, Inbound> {
+        let core = Rc::downgrade(self);
+        futures::stream::unfold((), move |()| {
+            let core = core.clone();
+            async move {
+                let mut suspect = false;
+                loop {
+                    tokio::time::sleep(PAUSE_WATCH_EVERY).await;
+                    let core = core.upgrade()?;
+                    if suspect && !core.endpoints().participant.alive() {
+                        return Some((Inbound::ParticipantDied, ()));
+                    }
+                    core.check_clock();
+                    suspect = core.stalled.take();
+                }
+            }
+        })
+        .boxed_local()
+    }
+
+    /// Notes the time. If this node's thread went unscheduled for long (the process was
+    /// stopped, or starved), peers' silence meanwhile is forgiven and the pause watch is told
+    /// to probe the participant. Engines call it before judging peers' liveness: which timer
+    /// fires first after a stop is not defined.
+    pub fn check_clock(&self) {
+        let now = Instant::now();
+        if now.duration_since(self.clock.replace(now)) > PAUSE_WATCH_EVERY + PAUSE_SUSPECTED {
+            self.peers.borrow_mut().resumed(now);
+            self.stalled.set(true);
+        }
+    }
+
     /// The inbound event streams for a node of `role`.
     pub fn inbound(
         self: &Rc<Self>,
         role: Role,
     ) -> Result<Vec<LocalBoxStream<'static, Inbound>>, DdsError> {
-        let p = &self.participant;
+        let ep = self.endpoints();
+        let p = &ep.participant;
         let me = &self.id;
         let mut streams: Vec<LocalBoxStream<'static, Inbound>> = Vec::new();
         match role {
@@ -382,16 +350,15 @@ impl NodeCore {
                 })
                 .boxed_local(),
         );
-        if role != Role::Monitor {
-            let core = self.clone();
-            streams.push(
-                p.lost_participants()
-                    .map(move |key| {
-                        Inbound::PeersLost(core.peers.borrow_mut().on_participant_lost(key))
-                    })
-                    .boxed_local(),
-            );
-        }
+        let core = self.clone();
+        streams.push(
+            p.lost_participants()
+                .map(move |key| {
+                    Inbound::PeersLost(core.peers.borrow_mut().on_participant_lost(key))
+                })
+                .boxed_local(),
+        );
+        streams.push(self.pause_watch());
         if self.cfg.extensions && role != Role::Monitor {
             let core = self.clone();
             streams.push(
@@ -440,7 +407,8 @@ impl NodeCore {
             ChunkKind::Solution
         };
         Ok(decoded(
-            self.participant
+            self.endpoints()
+                .participant
                 .reader::<MsData>(topic, Profile::JobPayload)?,
         )
         .map(move |s| {
@@ -464,8 +432,8 @@ impl NodeCore {
             let core = self.clone();
             tokio::task::spawn_local(async move {
                 let result = core
-                    .credits
-                    .get(&core.participant, &topics::credit(&sender))
+                    .endpoints()
+                    .credits(&sender)
                     .map(|w| async move { w.write(&credit).await });
                 match result {
                     Ok(fut) => {

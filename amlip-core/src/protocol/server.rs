@@ -15,7 +15,7 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::stream::{select_all, StreamExt};
+use futures::stream::StreamExt;
 use tokio::sync::mpsc;
 
 use super::core::{error_payload, report_start, Inbound, Load, NodeCore, Role};
@@ -186,10 +186,9 @@ pub async fn run(
     ready: std_mpsc::Sender<Result<(), crate::dds::DdsError>>,
     mut shutdown: Shutdown,
 ) {
-    let Some(inbound) = report_start(&ready, core.inbound(Role::Server)) else {
+    let Some(mut inbound) = report_start(&ready, core.subscribe(Role::Server)) else {
         return;
     };
-    let mut inbound = select_all(inbound);
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
     let mut engine = ServerEngine {
         core: core.clone(),
@@ -212,10 +211,12 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut heartbeat = tokio::time::interval(core.cfg.heartbeat);
     loop {
+        let mut died = false;
         tokio::select! {
             _ = shutdown.wait() => break,
             Some(cmd) = commands.recv() => engine.on_command(cmd).await,
             Some(ev) = inbound.next() => {
+                died = matches!(ev, Inbound::ParticipantDied);
                 engine.on_inbound(ev).await;
                 // While samples keep arriving every branch above is ready at once and this
                 // loop would never let the tasks it spawned run (credits, transfers, replies):
@@ -227,6 +228,13 @@ pub async fn run(
             }
             _ = tick.tick() => engine.on_tick().await,
             _ = heartbeat.tick() => engine.heartbeat().await,
+        }
+        if died && !shutdown.is_triggered() {
+            match core.recover(Role::Server).await {
+                Some(streams) => inbound = streams,
+                None => break,
+            }
+            engine.heartbeat().await;
         }
     }
     for h in &engine.held {
@@ -564,7 +572,8 @@ impl ServerEngine {
         };
         let written = match self
             .core
-            .reference_writer(&topics::job_reply_available(&key.0))
+            .endpoints()
+            .references(&topics::job_reply_available(&key.0))
         {
             Ok(w) => w.write(&reply).await,
             Err(e) => Err(e),
@@ -591,6 +600,7 @@ impl ServerEngine {
     }
 
     async fn on_tick(&mut self) {
+        self.core.check_clock();
         let now = Instant::now();
         let cfg = &self.core.cfg;
         {

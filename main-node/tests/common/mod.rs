@@ -134,12 +134,17 @@ impl Proc {
 
     /// SIGINT, as Ctrl-C in a terminal.
     pub fn interrupt(&self) {
+        self.signal("INT");
+    }
+
+    /// Sends signal `name` (as `kill -<name>` spells it: INT, STOP, CONT).
+    pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
-            .args(["-INT", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        assert!(ok, "cannot send SIGINT to {}", self.name);
+        assert!(ok, "cannot send SIG{name} to {}", self.name);
     }
 }
 
