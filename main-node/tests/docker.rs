@@ -156,6 +156,15 @@ impl Cluster {
         false
     }
 
+    /// Waits until computing node `who` works on a job.
+    fn busy(&self, who: &str) -> Result<(), String> {
+        if self.wait_log(who, "working on job", Duration::from_secs(60)) {
+            Ok(())
+        } else {
+            Err(format!("{who} never got a job:\n{}", self.logs(who)))
+        }
+    }
+
     /// Waits for container `who` to exit; its exit code.
     fn wait_exit(&self, who: &str, timeout: Duration) -> Option<i64> {
         let end = Instant::now() + timeout;
@@ -285,9 +294,7 @@ fn fault_scenarios_across_containers() {
     outcomes.push(run("computing node killed mid-job", 1, |c| {
         three_nodes(c);
         c.main("M", 3, "0s");
-        if !c.wait_log("C1", "working on job", Duration::from_secs(60)) {
-            return Err("C1 never got a job".into());
-        }
+        c.busy("C1")?;
         c.act(&["kill"], "C1");
         let r = finish(c, "M")?;
         if r["resent"].as_u64() < Some(1) {
@@ -299,9 +306,7 @@ fn fault_scenarios_across_containers() {
     outcomes.push(run("computing node frozen mid-job", 2, |c| {
         three_nodes(c);
         c.main("M", 3, "15s");
-        if !c.wait_log("C1", "working on job", Duration::from_secs(60)) {
-            return Err("C1 never got a job".into());
-        }
+        c.busy("C1")?;
         c.act(&["pause"], "C1");
         if !c.wait_log("M", "re-sending job", Duration::from_secs(30)) {
             c.act(&["unpause"], "C1");
@@ -342,9 +347,7 @@ fn fault_scenarios_across_containers() {
     outcomes.push(run("computing node cut off, reconnected", 3, |c| {
         three_nodes(c);
         c.main("M", 3, "5s");
-        if !c.wait_log("C1", "working on job", Duration::from_secs(60)) {
-            return Err("C1 never got a job".into());
-        }
+        c.busy("C1")?;
         let net = c.net.clone();
         c.act(&["network", "disconnect", &net], "C1");
         if !c.wait_log("M", "re-sending job", Duration::from_secs(30)) {
@@ -366,9 +369,7 @@ fn fault_scenarios_across_containers() {
         c.computing("C1", 11);
         c.computing("C2", 12);
         c.main("M", 2, "0s");
-        if !c.wait_log("C1", "working on job", Duration::from_secs(60)) {
-            return Err("C1 never got a job".into());
-        }
+        c.busy("C1")?;
         c.computing("C3", 13);
         let r = finish(c, "M")?;
         let took = r["rows"]
@@ -387,9 +388,7 @@ fn fault_scenarios_across_containers() {
     outcomes.push(run("main restarted", 5, |c| {
         three_nodes(c);
         c.main("M1", 3, "0s");
-        if !c.wait_log("C1", "working on job", Duration::from_secs(60)) {
-            return Err("C1 never got a job".into());
-        }
+        c.busy("C1")?;
         c.act(&["kill"], "M1");
         c.main("M2", 3, "0s");
         let r = finish(c, "M2")?;

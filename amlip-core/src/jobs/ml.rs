@@ -8,7 +8,6 @@
 //! | `mlp_train` | job | [`MlpTrainParams`] | `images`, `labels`, `w1`, `b1`, `w2`, `b2` (f32) |
 //! | `mlp_update` | solution | [`MlpUpdateInfo`] | `w1`, `b1`, `w2`, `b2` |
 
-use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +20,9 @@ use crate::dataset::mnist::PIXELS;
 use crate::error::BoxError;
 use crate::mlp::{Mlp, SgdParams, SparseImages};
 use crate::protocol::server::JobContext;
+
+/// The error a cancelled training job answers with (nobody waits for it; it is logged).
+const CANCELLED: &str = "the job was cancelled (its main is gone or this node is stopping)";
 
 pub const AML_TRAIN: &str = "aml_train";
 pub const AML_MODEL: &str = "aml_model";
@@ -278,15 +280,12 @@ pub fn run_aml_train(p: &Payload, ctx: &JobContext) -> Result<Bytes, BoxError> {
                 r.union_atoms
             );
         }
-        cancelled |= ctx.is_cancelled();
-        if cancelled {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+        let flow = ctx.keep_going();
+        cancelled |= flow.is_break();
+        flow
     });
     if cancelled {
-        return Err("the job was cancelled (its main is gone or this node is stopping)".into());
+        return Err(CANCELLED.into());
     }
     let info = AmlModelInfo {
         digit: params.digit,
@@ -351,15 +350,12 @@ pub fn run_mlp_train(p: &Payload, ctx: &JobContext) -> Result<Bytes, BoxError> {
             "epoch {epoch}/{}: loss {loss:.4}",
             params.epochs
         );
-        cancelled |= ctx.is_cancelled();
-        if cancelled {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+        let flow = ctx.keep_going();
+        cancelled |= flow.is_break();
+        flow
     });
     if cancelled {
-        return Err("the job was cancelled (its main is gone or this node is stopping)".into());
+        return Err(CANCELLED.into());
     }
     let info = MlpUpdateInfo {
         round: params.round,

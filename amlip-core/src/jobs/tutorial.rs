@@ -84,11 +84,7 @@ pub fn run(data: &[u8], ctx: &JobContext, digit: u8) -> Result<Bytes, BoxError> 
     };
     let model = aml::train_digit(images.view(), labels.view(), &params, |r| {
         ctx.report_progress(r.batch, params.batches as u32);
-        if ctx.is_cancelled() {
-            std::ops::ControlFlow::Break(())
-        } else {
-            std::ops::ControlFlow::Continue(())
-        }
+        ctx.keep_going()
     });
     Ok(Bytes::from(model.to_json()))
 }

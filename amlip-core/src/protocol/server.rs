@@ -57,6 +57,15 @@ impl JobContext {
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
     }
+
+    /// For training loops' progress callbacks: `Break` once the job is cancelled.
+    pub fn keep_going(&self) -> std::ops::ControlFlow<()> {
+        if self.is_cancelled() {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    }
 }
 
 /// A job handed to a worker, with its context.
