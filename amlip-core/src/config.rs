@@ -1,48 +1,33 @@
 //! Node configuration: which domain and network, and every timeout (no wait is unbounded).
+//!
+//! A builder: `NodeConfig::new("Main").domain(7).localhost()`. It never reads the environment;
+//! the binaries read `AMLIP_DOMAIN` and `AMLIP_NETWORK` and pass them in, so a program's
+//! behaviour is what its code says.
 
 use std::time::Duration;
 
 use crate::dds::{Network, DEFAULT_DOMAIN, MAX_DOMAIN};
 
-/// Environment variable holding the default DDS domain id.
-pub const ENV_DOMAIN: &str = "AMLIP_DOMAIN";
-/// Environment variable holding the default network (`all`, `localhost`, or IPs).
-pub const ENV_NETWORK: &str = "AMLIP_NETWORK";
-
 /// How a node behaves on the wire and how long it waits for anything.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// Node name (at most 28 bytes of `[0-9A-Za-z_.]`); 4 random bytes are added to it.
-    pub name: String,
-    /// DDS domain id (default 166, or `AMLIP_DOMAIN`).
-    pub domain: u16,
-    /// Interfaces the participant uses (default all, or `AMLIP_NETWORK`).
-    pub network: Network,
-    /// Announce and use amlip's extensions (heartbeats, chunk streams). With `false` the node is
-    /// indistinguishable from an AML-IP v0.3 node on the wire (used to test interoperability).
-    pub extensions: bool,
-    /// Period of heartbeats ([`crate::wire::ext::NodeInfo`]).
-    pub heartbeat: Duration,
-    /// A peer whose heartbeat is this old is considered gone.
-    pub liveness_timeout: Duration,
-    /// Main: how long one computing node may hold a job before it is re-sent elsewhere.
-    pub job_deadline: Duration,
-    /// Computing: how long to wait for the main's choice after answering availability.
-    pub target_timeout: Duration,
-    /// Computing: how long to wait for a job's data once chosen (reset by stream progress).
-    pub data_timeout: Duration,
-    /// Computing: after first hearing from a plain AML-IP main, how long to wait before
-    /// answering its requests, so that its replayed target history arrives first.
-    pub history_settle: Duration,
-    /// Main: most availability requests left unanswered at once (more jobs wait in a queue).
-    pub max_open_requests: usize,
-    /// Chunk stream settings.
-    pub stream: StreamConfig,
+    pub(crate) name: String,
+    pub(crate) domain: u16,
+    pub(crate) network: Network,
+    pub(crate) extensions: bool,
+    pub(crate) heartbeat: Duration,
+    pub(crate) liveness_timeout: Duration,
+    pub(crate) job_deadline: Duration,
+    pub(crate) target_timeout: Duration,
+    pub(crate) data_timeout: Duration,
+    pub(crate) history_settle: Duration,
+    pub(crate) max_open_requests: usize,
+    pub(crate) stream: StreamConfig,
 }
 
 /// Flow control of large payloads between amlip nodes.
 #[derive(Debug, Clone)]
-pub struct StreamConfig {
+pub(crate) struct StreamConfig {
     /// Bytes per chunk. 60 000 keeps a chunk in one loopback datagram (no RTPS fragmentation).
     pub chunk_size: usize,
     /// Bytes a sender may have unacknowledged.
@@ -67,40 +52,11 @@ impl Default for StreamConfig {
     }
 }
 
-/// A configuration value that could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{var}={value:?} is not a domain id (0..={MAX_DOMAIN})")]
-    Domain { var: &'static str, value: String },
-    #[error("{var}={value:?}: {reason}")]
-    Network {
-        var: &'static str,
-        value: String,
-        reason: String,
-    },
-}
-
 impl NodeConfig {
-    /// Defaults, with domain and network taken from the environment when set.
-    pub fn from_env(name: &str) -> Result<Self, ConfigError> {
-        let mut cfg = Self::new(name);
-        if let Ok(v) = std::env::var(ENV_DOMAIN) {
-            cfg.domain = parse_domain(&v).ok_or(ConfigError::Domain {
-                var: ENV_DOMAIN,
-                value: v.clone(),
-            })?;
-        }
-        if let Ok(v) = std::env::var(ENV_NETWORK) {
-            cfg.network = v.parse().map_err(|reason| ConfigError::Network {
-                var: ENV_NETWORK,
-                value: v.clone(),
-                reason,
-            })?;
-        }
-        Ok(cfg)
-    }
-
-    /// Defaults on domain 166, all interfaces.
+    /// Defaults: domain 166 (AML-IP's), every interface, amlip's extensions on.
+    ///
+    /// `name` is at most 28 characters of `[0-9A-Za-z_.]`; the node's id is the name plus 4
+    /// random bytes (a bad name is reported when the node starts).
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
@@ -118,35 +74,74 @@ impl NodeConfig {
         }
     }
 
+    /// The DDS domain id (0..=232); nodes only see nodes on their domain.
     pub fn domain(mut self, domain: u16) -> Self {
         self.domain = domain;
         self
     }
 
+    /// The network interfaces the node uses.
     pub fn network(mut self, network: Network) -> Self {
         self.network = network;
         self
     }
 
-    /// Loopback only: all nodes on this host (fast large payloads).
+    /// Loopback only: every node is on this host (large payloads ~5x faster).
     pub fn localhost(self) -> Self {
         self.network(Network::Localhost)
     }
 
-    /// Speak plain AML-IP only (no heartbeats, no streams).
+    /// Speak plain AML-IP only: no heartbeats, no chunk streams. The node is then
+    /// indistinguishable from an AML-IP v0.3 node on the wire (for interoperability tests).
     pub fn aml_ip_compatible_only(mut self) -> Self {
         self.extensions = false;
         self
     }
 
+    /// Main: how long one computing node may hold a job before it is re-sent elsewhere
+    /// (default 10 minutes).
     pub fn job_deadline(mut self, d: Duration) -> Self {
         self.job_deadline = d;
         self
     }
 
+    /// A peer silent for this long is considered gone (default 5 s). Heartbeats go out every
+    /// 500 ms, or four times per timeout if that is shorter.
     pub fn liveness_timeout(mut self, d: Duration) -> Self {
         self.liveness_timeout = d;
+        self.heartbeat = self.heartbeat.min(d / 4).max(Duration::from_millis(10));
         self
+    }
+
+    /// Computing: how long to wait for the main's choice after answering availability, and
+    /// for a job's data once chosen (defaults 3 s and 30 s).
+    pub fn computing_timeouts(mut self, target: Duration, data: Duration) -> Self {
+        self.target_timeout = target;
+        self.data_timeout = data;
+        self
+    }
+
+    /// Main: most availability requests open at once (default 64; more jobs wait in a queue).
+    pub fn max_open_requests(mut self, n: usize) -> Self {
+        self.max_open_requests = n.max(1);
+        self
+    }
+
+    /// Largest payload this node accepts from a peer (default 2 GiB). A peer announcing more
+    /// is refused before anything is allocated.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.stream.max_message = bytes;
+        self
+    }
+
+    /// The node's name (before the random suffix).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The DDS domain id.
+    pub fn domain_id(&self) -> u16 {
+        self.domain
     }
 }
 
@@ -176,5 +171,13 @@ mod tests {
             Ok(Network::Only(v)) if v.len() == 2
         ));
         assert!("eth0".parse::<Network>().unwrap_err().contains("eth0"));
+    }
+
+    #[test]
+    fn a_short_liveness_timeout_shortens_heartbeats() {
+        let c = NodeConfig::new("x").liveness_timeout(Duration::from_secs(1));
+        assert_eq!(c.heartbeat, Duration::from_millis(250));
+        let c = NodeConfig::new("x").liveness_timeout(Duration::from_secs(5));
+        assert_eq!(c.heartbeat, Duration::from_millis(500));
     }
 }

@@ -4,67 +4,90 @@
 //! computing nodes anywhere on the same DDS domain find the main by themselves.
 //!
 //! # Module map
+//! The fabric, from bytes up (no import runs back down):
 //! - [`wire`]: the bytes. AML-IP's types (`AmlipId`, `ms_request`, `ms_reference`,
 //!   `ms_data_GENERIC`, `status`) exactly as AML-IP lays them out, and amlip's extension types
 //!   (heartbeats, chunks, credits). Pure; no I/O.
 //! - [`dds`]: rustdds plumbing: participant, topic names, QoS, typed readers and writers.
-//! - [`transfer`]: large payloads between amlip nodes as a credit-windowed chunk stream.
-//! - [`peers`]: which peers are alive, which speak the extensions, which jobs they hold.
-//! - [`protocol`]: the job protocol's state machines: [`protocol::client`] (main side) and
-//!   [`protocol::server`] (computing side).
+//! - `transfer`: large payloads between amlip nodes as a credit-windowed chunk stream.
+//! - `peers`: which peers are alive, which speak the extensions, which jobs they hold.
+//! - `protocol`: the job protocol's state machines (main side and computing side).
+//! - `runtime`: the threads a node owns and how they stop.
 //! - [`node`]: the public API: `MainNode`, `AsyncMainNode`, `ComputingNode`,
-//!   `AsyncComputingNode`, `StatusNode`.
-//! - [`runtime`]: the thread and shutdown signal each node runs on.
-//! - [`config`]: domain, network and every timeout.
-//! - [`jobs`]: built-in jobs (the upper-case job AML-IP's tests use).
-//! - [`dataset`]: MNIST loading and validation, shards and hold-outs (no DDS).
-//! - [`aml`]: the Algebraic Machine Learning engine: training, models, merge, metrics (no DDS).
-//! - [`mlp`]: a 784-128-10 neural network trained by SGD, averaged by FedAvg (no DDS).
+//!   `AsyncComputingNode`, `StatusNode`, configured by [`config`].
+//! - [`job`]: what a computing node's code sees of a job (`Job`, `JobContext`).
+//! - [`batch`]: many jobs from one main, consumed as they finish (iterator or `Stream`), with
+//!   progress events; [`cancel`]: the token that stops a batch or session early.
+//!
+//! The workflows, on top of the fabric:
+//! - [`payload`]: jobs and solutions as named tensors in safetensors, with their kind.
+//! - [`kind`]: the `JobKind` trait, the `Registry` a computing node serves from, and the
+//!   built-in kinds (`aml_train`, `mlp_train`, AML-IP's plain jobs).
+//! - [`session`]: training sessions a main runs: FedAvg of any model, AML on shards, the MNIST
+//!   network; their reports.
+//!
+//! Beside them, knowing nothing of DDS:
+//! - [`dataset`]: MNIST loading and validation, shards and hold-outs.
+//! - [`aml`]: the Algebraic Machine Learning engine: training, models, merge, metrics.
+//! - [`mlp`]: a one-hidden-layer network trained by SGD.
 //! - [`error`]: the errors node APIs return.
-//! - `cli` (feature `cli`): flags, logging and Ctrl-C handling shared by the binaries.
+//! - `cli` (feature `cli`): flags, logging, Ctrl-C, progress display and benchmarks shared
+//!   by the binaries.
 //!
 //! # A first program
 //! ```no_run
 //! use std::time::Duration;
 //! use amlip_core::prelude::*;
 //!
-//! let mut computing = AsyncComputingNode::new("Computing")?;
-//! computing.run(amlip_core::jobs::uppercase)?;
-//! let main = MainNode::new("Main")?;
+//! let cfg = |name: &str| NodeConfig::new(name).domain(7).localhost();
+//! let mut computing = AsyncComputingNode::with_config(cfg("Computing"))?;
+//! computing.run(amlip_core::kind::plain::uppercase)?;
+//! let main = MainNode::with_config(cfg("Main"))?;
 //! let solution = main.request_job_solution("hello", Duration::from_secs(10))?;
 //! assert_eq!(&solution.data[..], b"HELLO");
 //! # Ok::<(), amlip_core::Error>(())
 //! ```
+#![warn(missing_docs)]
 
 pub mod aml;
+pub mod batch;
+pub mod cancel;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod dds;
 pub mod error;
-pub mod jobs;
+pub mod job;
+pub mod kind;
 pub mod mlp;
 pub mod node;
-pub mod peers;
-pub mod protocol;
-pub mod runtime;
-pub mod transfer;
+pub mod payload;
+pub(crate) mod peers;
+pub(crate) mod protocol;
+pub(crate) mod runtime;
+pub mod session;
+pub(crate) mod transfer;
 pub mod wire;
 
 pub use error::{BoxError, Error, JobError};
 
 /// What an application needs, in one `use`.
 pub mod prelude {
+    pub use crate::batch::{Batch, Event, Outcome};
+    pub use crate::cancel::CancelToken;
     pub use crate::config::NodeConfig;
     pub use crate::dds::Network;
     pub use crate::error::{BoxError, Error, JobError};
+    pub use crate::job::{Job, JobContext};
+    pub use crate::kind::federated::{FedKind, FedModel, LocalOutcome, LocalTraining, Weights};
+    pub use crate::kind::{JobKind, Json, Message, Registry};
     pub use crate::node::{
-        AsyncComputingNode, AsyncMainNode, ComputingNode, JobReplier, MainNode, ServedJob,
-        SolutionListener, StatusNode,
+        AsyncComputingNode, AsyncMainNode, ClientStats, ComputingNode, JobReplier, MainNode,
+        RunningJob, ServedJob, Solution, SolutionListener, StatusNode,
     };
-    pub use crate::protocol::client::{ClientStats, Solution};
-    pub use crate::protocol::server::{Job, JobContext};
+    pub use crate::payload::{Payload, PayloadError, Tensor};
+    pub use crate::session::{FedAvg, Observer, Runner, SessionError, Silent};
     pub use crate::wire::{AmlipId, NodeKind, NodeState, Status, TaskId};
     pub use bytes::Bytes;
 }

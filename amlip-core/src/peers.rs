@@ -158,11 +158,6 @@ impl PeerTable {
         Some((p.info.as_ref()?, p.info_written_at))
     }
 
-    /// Whether large payloads to `id` may go as a chunk stream.
-    pub fn supports_stream(&self, id: &AmlipId) -> bool {
-        self.info(id).is_some_and(NodeInfo::supports_stream)
-    }
-
     /// Why `id` is gone, if it is.
     pub fn gone(&self, id: &AmlipId, now: Instant) -> Option<GoneReason> {
         let p = self.peers.get(id)?;
@@ -248,7 +243,7 @@ mod tests {
         let k = ParticipantKey::of_writer(rustdds::GUID::GUID_UNKNOWN);
         let t0 = Instant::now();
         assert!(t.on_info(info("c"), k, None, t0));
-        assert!(t.supports_stream(&id("c")));
+        assert!(t.info(&id("c")).is_some_and(NodeInfo::supports_stream));
         assert_eq!(t.gone(&id("c"), t0 + Duration::from_secs(1)), None);
         assert_eq!(
             t.gone(&id("c"), t0 + Duration::from_secs(6)),
@@ -292,7 +287,7 @@ mod tests {
         let mut t = PeerTable::new(id("me"), Duration::from_secs(5));
         let k = ParticipantKey::of_writer(rustdds::GUID::GUID_UNKNOWN);
         t.heard(&id("c"), k);
-        assert!(!t.supports_stream(&id("c")));
+        assert!(!t.info(&id("c")).is_some_and(NodeInfo::supports_stream));
         assert_eq!(t.holds(&id("c"), &id("me"), 0, Instant::now()), None);
     }
 }

@@ -108,10 +108,6 @@ impl Transfers {
         }
     }
 
-    pub fn config(&self) -> &StreamConfig {
-        &self.cfg
-    }
-
     /// Routes a credit to the transfer it belongs to.
     pub fn on_credit(&self, credit: &Credit) {
         if let Some(tx) = self.outgoing.borrow().get(&credit.transfer_id) {
@@ -316,6 +312,7 @@ impl Transfers {
     }
 
     /// Bytes currently held in unfinished incoming transfers.
+    #[cfg(test)]
     pub fn incoming_bytes(&self) -> usize {
         self.incoming.borrow().values().map(|r| r.buf.len()).sum()
     }

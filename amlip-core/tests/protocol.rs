@@ -6,55 +6,16 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use amlip_core::prelude::*;
-use common::{cfg, uppercase_node, wait_until, Outcomes};
-
-/// Sends `jobs` jobs from an async main and checks each is answered once, correctly.
-/// Returns how many each computing node solved.
-fn run_async_main(
-    main: &AsyncMainNode,
-    outcomes: &Outcomes,
-    tag: &str,
-    jobs: usize,
-) -> HashMap<AmlipId, usize> {
-    let mut expected = HashMap::new();
-    for j in 0..jobs {
-        let payload = format!("{tag}-job-{j}");
-        let task = main.request_job_solution(payload.clone()).unwrap();
-        expected.insert(task, payload.to_ascii_uppercase());
-    }
-    assert!(
-        wait_until(Duration::from_secs(60), || outcomes.len() >= jobs),
-        "{tag}: only {} of {jobs} jobs answered",
-        outcomes.len()
-    );
-    std::thread::sleep(Duration::from_millis(200)); // a late duplicate would show up here
-    let solutions = outcomes.solutions_once();
-    assert_eq!(
-        solutions.len(),
-        jobs,
-        "{tag}: every job answered exactly once"
-    );
-    let mut per_server = HashMap::new();
-    for (task, (data, server)) in solutions {
-        assert_eq!(
-            std::str::from_utf8(&data).unwrap(),
-            expected[&task],
-            "{tag}: solution of task {task}"
-        );
-        *per_server.entry(server).or_insert(0) += 1;
-    }
-    per_server
-}
+use common::{cfg, domain, uppercase_batch, uppercase_node, wait_until};
 
 #[test]
 fn one_main_three_computing_nodes() {
-    let d = 100;
+    let d = domain();
     let nodes: Vec<_> = (0..3)
-        .map(|i| uppercase_node(&format!("Computing{i}"), d, Duration::from_millis(5)))
+        .map(|i| uppercase_node(&format!("Computing{i}"), &d, Duration::from_millis(5)))
         .collect();
-    let outcomes = Outcomes::default();
-    let main = AsyncMainNode::with_config(cfg("Main", d), outcomes.clone()).unwrap();
-    let per_server = run_async_main(&main, &outcomes, "m", 30);
+    let main = MainNode::with_config(cfg("Main", &d)).unwrap();
+    let per_server = uppercase_batch(&mut main.batch(), "m", 30);
     assert!(
         per_server.len() >= 2,
         "jobs spread over several nodes: {per_server:?}"
@@ -66,10 +27,10 @@ fn one_main_three_computing_nodes() {
 
 #[test]
 fn three_mains_one_computing_node() {
-    let d = 101;
-    let node = uppercase_node("Computing", d, Duration::ZERO);
+    let d = domain();
+    let node = uppercase_node("Computing", &d, Duration::ZERO);
     let mains: Vec<_> = (0..3)
-        .map(|i| MainNode::with_config(cfg(&format!("Main{i}"), d)).unwrap())
+        .map(|i| MainNode::with_config(cfg(&format!("Main{i}"), &d)).unwrap())
         .collect();
     let node_id = node.id().clone();
     std::thread::scope(|s| {
@@ -92,17 +53,19 @@ fn three_mains_one_computing_node() {
 
 #[test]
 fn three_mains_five_computing_nodes_twenty_jobs_each() {
-    let d = 102;
+    let d = domain();
     let nodes: Vec<_> = (0..5)
-        .map(|i| uppercase_node(&format!("Computing{i}"), d, Duration::from_millis(10)))
+        .map(|i| uppercase_node(&format!("Computing{i}"), &d, Duration::from_millis(10)))
         .collect();
+    // Async mains: their batches' outcomes go to the batch, not to the listener.
+    let heard = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mains: Vec<_> = (0..3)
         .map(|i| {
-            let o = Outcomes::default();
-            (
-                AsyncMainNode::with_config(cfg(&format!("Main{i}"), d), o.clone()).unwrap(),
-                o,
-            )
+            let heard = heard.clone();
+            let listener = move |_: Bytes, _: TaskId, _: AmlipId| {
+                heard.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            };
+            AsyncMainNode::with_config(cfg(&format!("Main{i}"), &d), listener).unwrap()
         })
         .collect();
     let mut all_servers: HashMap<AmlipId, usize> = HashMap::new();
@@ -110,7 +73,7 @@ fn three_mains_five_computing_nodes_twenty_jobs_each() {
         let handles: Vec<_> = mains
             .iter()
             .enumerate()
-            .map(|(i, (m, o))| s.spawn(move || run_async_main(m, o, &format!("main{i}"), 20)))
+            .map(|(i, m)| s.spawn(move || uppercase_batch(&mut m.batch(), &format!("main{i}"), 20)))
             .collect();
         for h in handles {
             for (server, n) in h.join().unwrap() {
@@ -125,13 +88,14 @@ fn three_mains_five_computing_nodes_twenty_jobs_each() {
     );
     let served: u64 = nodes.iter().map(|n| n.jobs_served()).sum();
     assert_eq!(served, 60, "no job was computed twice");
+    assert_eq!(heard.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 #[test]
 fn blocking_computing_node_serves_one_job_per_call() {
-    let d = 103;
-    let node = ComputingNode::with_config(cfg("Computing", d)).unwrap();
-    let main = MainNode::with_config(cfg("Main", d)).unwrap();
+    let d = domain();
+    let node = ComputingNode::with_config(cfg("Computing", &d)).unwrap();
+    let main = MainNode::with_config(cfg("Main", &d)).unwrap();
     std::thread::scope(|s| {
         let h = s.spawn(|| {
             let a = main
@@ -175,8 +139,8 @@ fn blocking_computing_node_serves_one_job_per_call() {
 
 #[test]
 fn a_panicking_job_gets_an_error_solution_and_the_node_keeps_serving() {
-    let d = 104;
-    let mut node = AsyncComputingNode::with_config(cfg("Computing", d)).unwrap();
+    let d = domain();
+    let mut node = AsyncComputingNode::with_config(cfg("Computing", &d)).unwrap();
     node.run(|job: &Job, _ctx: &JobContext| {
         if &job.data[..] == b"boom" {
             panic!("cannot handle boom");
@@ -184,7 +148,7 @@ fn a_panicking_job_gets_an_error_solution_and_the_node_keeps_serving() {
         Ok(Bytes::from(job.data.to_ascii_uppercase()))
     })
     .unwrap();
-    let main = MainNode::with_config(cfg("Main", d)).unwrap();
+    let main = MainNode::with_config(cfg("Main", &d)).unwrap();
     let err = main
         .request_job_solution("boom", Duration::from_secs(20))
         .unwrap_err();
@@ -198,15 +162,15 @@ fn a_panicking_job_gets_an_error_solution_and_the_node_keeps_serving() {
 
 #[test]
 fn a_stopped_computing_node_takes_no_more_jobs() {
-    let d = 105;
-    let mut a = uppercase_node("A", d, Duration::ZERO);
-    let main = MainNode::with_config(cfg("Main", d)).unwrap();
+    let d = domain();
+    let mut a = uppercase_node("A", &d, Duration::ZERO);
+    let main = MainNode::with_config(cfg("Main", &d)).unwrap();
     let s = main
         .request_job_solution("x", Duration::from_secs(20))
         .unwrap();
     assert_eq!(&s.server_id, a.id());
     a.stop();
-    let b = uppercase_node("B", d, Duration::ZERO);
+    let b = uppercase_node("B", &d, Duration::ZERO);
     for _ in 0..5 {
         let s = main
             .request_job_solution("y", Duration::from_secs(20))
@@ -218,15 +182,15 @@ fn a_stopped_computing_node_takes_no_more_jobs() {
 
 #[test]
 fn status_node_sees_every_node_start_and_drop() {
-    let d = 106;
+    let d = domain();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Status>::new()));
-    let mut status = StatusNode::with_config(cfg("Status", d)).unwrap();
+    let mut status = StatusNode::with_config(cfg("Status", &d)).unwrap();
     let s2 = seen.clone();
     status
         .process_status_async(move |s| s2.lock().unwrap().push(s))
         .unwrap();
-    let main = MainNode::with_config(cfg("Main", d)).unwrap();
-    let computing = uppercase_node("Computing", d, Duration::ZERO);
+    let main = MainNode::with_config(cfg("Main", &d)).unwrap();
+    let computing = uppercase_node("Computing", &d, Duration::ZERO);
     let (main_id, computing_id) = (main.id().clone(), computing.id().clone());
     let has = |id: &AmlipId, kind: NodeKind, state: NodeState| {
         seen.lock()

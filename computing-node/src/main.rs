@@ -3,24 +3,25 @@
 use std::time::{Duration, Instant};
 
 use amlip_core::cli::{self, NodeArgs};
+use amlip_core::kind::plain;
 use amlip_core::prelude::*;
 use anyhow::Context;
 use clap::Parser;
 
 /// Serve amlip / AML-IP jobs until Ctrl-C.
 ///
-/// The node finds main nodes on its DDS domain by itself and trains what they send (AML or a
-/// neural network on MNIST shards). A job that fails (or that it cannot parse) is answered
-/// with an error solution, and the node keeps serving.
+/// The node finds main nodes on its DDS domain by itself and serves the job kinds of amlip's
+/// built-in registry (AML and neural-network training on data shards). A job that fails (or
+/// that it cannot parse) is answered with an error solution, and the node keeps serving.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     #[command(flatten)]
     node: NodeArgs,
 
-    /// The jobs to serve. `auto`: amlip's AML and MLP training jobs, AML-IP's MNIST tutorial
-    /// jobs (`x: ... y: ...`, answered with a JSON atomization), and anything else upper-cased.
-    /// `uppercase`: upper-case every payload (the job AML-IP's own tests use).
+    /// What to do with plain AML-IP payloads (which name no job kind). `auto`: AML-IP's MNIST
+    /// tutorial jobs (`x: ... y: ...`) get a JSON atomization, anything else is upper-cased.
+    /// `uppercase`: upper-case every plain payload (the job AML-IP's own tests use).
     #[arg(long, default_value = "auto", value_parser = ["auto", "uppercase"])]
     job: String,
 
@@ -46,50 +47,38 @@ fn main() -> anyhow::Result<()> {
     cli::init_logging(if args.verbose { "debug" } else { "info" });
     let stop =
         cli::ctrl_c(Duration::from_millis(900)).context("cannot install the Ctrl-C handler")?;
-    let cfg = args.node.config("Computing");
-    let mut node =
-        AsyncComputingNode::with_config(cfg).context("cannot start the computing node")?;
-    let work_time = args.work_time;
-    let uppercase_only = args.job == "uppercase";
-    let opts = amlip_core::jobs::ServeOptions {
-        tutorial_digit: args.tutorial_digit,
+    let mut node = AsyncComputingNode::with_config(args.node.config("Computing"))
+        .context("cannot start the computing node")?;
+    let registry = match args.job.as_str() {
+        "uppercase" => Registry::builtin().plain(plain::uppercase),
+        _ => Registry::builtin().plain(plain::Auto {
+            tutorial_digit: args.tutorial_digit,
+        }),
     };
+    let kinds = registry.kinds().join(", ");
+    let work_time = args.work_time;
     node.run(move |job: &Job, ctx: &JobContext| {
         let t = Instant::now();
         tracing::info!(task = job.task_id, main = %job.client_id, bytes = job.data.len(), "working on job");
         while t.elapsed() < work_time && !ctx.is_cancelled() {
             std::thread::sleep(Duration::from_millis(10).min(work_time));
         }
-        let solution = if uppercase_only {
-            amlip_core::jobs::uppercase(job, ctx)
-        } else {
-            amlip_core::jobs::serve(job, ctx, opts)
-        };
-        tracing::info!(
-            task = job.task_id,
-            main = %job.client_id,
-            "job solved in {:?}",
-            t.elapsed()
-        );
+        let solution = registry.process_job(job, ctx);
+        tracing::info!(task = job.task_id, main = %job.client_id, "job solved in {:?}", t.elapsed());
         solution
     })?;
     println!(
-        "computing node {} serving `{}` jobs on domain {}; Ctrl-C to stop",
+        "computing node {} serving {kinds} and plain `{}` jobs on domain {}; Ctrl-C to stop",
         node.id(),
         args.job,
         node.domain()
     );
     let mut last_report = (Instant::now(), 0u64);
-    loop {
-        match stop.recv_timeout(Duration::from_millis(100)) {
-            Ok(()) => break,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-        }
+    while !stop.wait_timeout(Duration::from_millis(100)) {
         let served = node.jobs_served() + node.jobs_failed();
         if args.max_jobs.is_some_and(|m| served >= m) {
             // Let the last solution leave before the node does.
-            std::thread::sleep(Duration::from_millis(300));
+            stop.wait_timeout(Duration::from_millis(300));
             break;
         }
         if last_report.0.elapsed() >= Duration::from_secs(5) && served != last_report.1 {

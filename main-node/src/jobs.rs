@@ -1,46 +1,40 @@
-//! `main-node jobs`: send N upper-case jobs of a given size, check every solution, report
-//! per-job times and who solved what.
+//! `main-node jobs`: send N upper-case jobs of a given size as a batch, check every solution,
+//! report per-job times and who solved what.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc::{self, Receiver};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use amlip_core::cancel::CancelToken;
 use amlip_core::cli::{self, NodeArgs};
 use amlip_core::prelude::*;
 use anyhow::{bail, Context};
 
-use crate::runner::Forward;
+/// Largest job `--size` accepted: the size nodes accept by default, halved for headroom.
+const MAX_SIZE: usize = 1 << 30;
 
 #[derive(clap::Args, Debug)]
 pub struct JobsArgs {
     /// Jobs per batch.
-    #[arg(long, default_value_t = 10)]
-    count: usize,
-
-    /// Payload size of each job (the solution has the same size).
-    #[arg(long, default_value = "1KB", value_parser = cli::size_arg)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    count: u32,
+    /// Payload size of each job, at most 1 GiB (the solution has the same size).
+    #[arg(long, default_value = "1KB", value_parser = |s: &str| cli::bounded_size(s, MAX_SIZE))]
     size: usize,
-
     /// Jobs in flight at once (1 = one after the other).
-    #[arg(long, default_value_t = 1)]
-    in_flight: usize,
-
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    in_flight: u32,
     /// Batches to send; the main stays up between them.
     #[arg(long, default_value_t = 1)]
     batches: usize,
-
     /// Pause between batches.
     #[arg(long, default_value = "0s", value_parser = cli::duration_arg)]
     pause: Duration,
-
     /// Give up on a job after this long.
     #[arg(long, default_value = "60s", value_parser = cli::duration_arg)]
     timeout: Duration,
-
     /// Wait for this many computing nodes before sending (at most the job timeout).
     #[arg(long, default_value_t = 0)]
     wait_nodes: usize,
-
     /// Print only the summary, not a line per job.
     #[arg(short, long)]
     quiet: bool,
@@ -50,92 +44,75 @@ pub struct JobsArgs {
 fn payload(i: usize, size: usize) -> Vec<u8> {
     let mut p = format!("job-{i}-").into_bytes();
     p.truncate(size);
-    let letter = b'a' + (i % 26) as u8;
-    p.resize(size, letter);
+    p.resize(size, b'a' + (i % 26) as u8);
     p
 }
 
-pub fn run(node: &NodeArgs, args: &JobsArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
-    let (tx, outcomes) = mpsc::channel();
-    let main = AsyncMainNode::with_config(node.config("Main"), Forward(std::sync::Mutex::new(tx)))
-        .context("cannot start the main node")?;
+pub fn run(node: &NodeArgs, args: &JobsArgs, stop: &CancelToken) -> anyhow::Result<()> {
+    let main = MainNode::with_config(node.config("Main")).context("cannot start the main node")?;
+    let (count, in_flight) = (args.count as usize, args.in_flight as usize);
     println!(
-        "main node {} on domain {}: {} batch(es) of {} jobs of {} bytes, {} in flight",
+        "main node {} on domain {}: {} batch(es) of {count} jobs of {} bytes, {in_flight} in flight",
         main.id(),
         main.domain(),
         args.batches,
-        args.count,
         args.size,
-        args.in_flight.max(1)
     );
-    if args.wait_nodes > 0 {
-        let deadline = Instant::now() + args.timeout;
-        while main.stats().computing_nodes.len() < args.wait_nodes {
-            if stop.try_recv().is_ok() {
-                bail!("interrupted");
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "only {} of {} computing nodes appeared on domain {} within {:?}",
-                    main.stats().computing_nodes.len(),
-                    args.wait_nodes,
-                    main.domain(),
-                    args.timeout
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    let deadline = Instant::now() + args.timeout;
+    while main.stats().computing_nodes.len() < args.wait_nodes {
+        if stop.wait_timeout(Duration::from_millis(20)) {
+            bail!("interrupted");
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {} computing nodes appeared on domain {} within {:?}",
+                main.stats().computing_nodes.len(),
+                args.wait_nodes,
+                main.domain(),
+                args.timeout
+            );
         }
     }
     let start = Instant::now();
-    let mut times = Vec::new();
+    let (mut times, mut failures) = (Vec::new(), Vec::new());
     let mut by_node: BTreeMap<String, usize> = BTreeMap::new();
-    let mut failures = Vec::new();
-    let mut next = 0usize;
-    for batch in 0..args.batches {
-        if batch > 0 {
+    for b in 0..args.batches {
+        if b > 0 {
             println!("pausing {:?}", args.pause);
-            if stop.recv_timeout(args.pause).is_ok() {
+            if stop.wait_timeout(args.pause) {
                 bail!("interrupted");
             }
         }
         let batch_start = Instant::now();
-        let end = next + args.count;
-        let mut pending: HashMap<TaskId, (usize, Instant)> = HashMap::new();
-        let mut sent = next;
-        while next < end || !pending.is_empty() {
-            while sent < end && pending.len() < args.in_flight.max(1) {
-                let task =
-                    main.request_job_solution_with_timeout(payload(sent, args.size), args.timeout)?;
-                pending.insert(task, (sent, Instant::now()));
-                sent += 1;
-            }
-            if stop.try_recv().is_ok() {
-                bail!("interrupted with {} jobs unanswered", pending.len());
-            }
-            let Ok((task, outcome)) = outcomes.recv_timeout(Duration::from_millis(100)) else {
-                continue;
-            };
-            let Some((i, at)) = pending.remove(&task) else {
-                continue;
-            };
+        let mut batch = main.batch().job_timeout(args.timeout).cancel_on(stop);
+        let jobs = b * count..(b + 1) * count;
+        let mut next = jobs.start;
+        while next < jobs.end && next < jobs.start + in_flight {
+            batch.submit(next, payload(next, args.size))?;
             next += 1;
-            let took = at.elapsed();
-            match outcome {
-                Ok((data, server)) => {
-                    let expected = payload(i, args.size).to_ascii_uppercase();
-                    if data != expected {
-                        failures.push(format!("job {i}: wrong solution from {server}"));
-                        continue;
-                    }
-                    times.push(took);
-                    *by_node.entry(server.to_string()).or_default() += 1;
+        }
+        while let Some(outcome) = batch.next() {
+            if next < jobs.end && !stop.is_cancelled() {
+                batch.submit(next, payload(next, args.size))?;
+                next += 1;
+            }
+            let i = outcome.label;
+            match outcome.result {
+                Ok(s) if s.data[..] == payload(i, args.size).to_ascii_uppercase()[..] => {
+                    times.push(outcome.elapsed);
+                    *by_node.entry(s.server_id.to_string()).or_default() += 1;
                     if !args.quiet {
                         println!(
-                            "job {i:>5}  {:>9} bytes  solved by {server}  in {:>9.3} ms",
-                            data.len(),
-                            took.as_secs_f64() * 1e3
+                            "job {i:>5}  {:>9} bytes  solved by {}  in {:>9.3} ms",
+                            s.data.len(),
+                            s.server_id,
+                            outcome.elapsed.as_secs_f64() * 1e3
                         );
                     }
+                }
+                Ok(s) => failures.push(format!("job {i}: wrong solution from {}", s.server_id)),
+                Err(JobError::Cancelled { .. }) if stop.is_cancelled() => {
+                    bail!("interrupted with {} jobs unanswered", batch.pending() + 1)
                 }
                 Err(e) => {
                     println!("job {i:>5}  FAILED: {e}");
@@ -145,13 +122,13 @@ pub fn run(node: &NodeArgs, args: &JobsArgs, stop: &Receiver<()>) -> anyhow::Res
         }
         if args.batches > 1 {
             println!(
-                "batch {batch} done in {:.3} s",
+                "batch {b} done in {:.3} s",
                 batch_start.elapsed().as_secs_f64()
             );
         }
     }
     let stats = main.stats();
-    let total = args.count * args.batches;
+    let total = count * args.batches;
     times.sort();
     let pct = |p: f64| -> f64 {
         times

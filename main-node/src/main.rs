@@ -1,14 +1,13 @@
-//! `main-node`: sends jobs to the computing nodes of its DDS domain.
+//! `main-node`: sends jobs to the computing nodes of its DDS domain. Flags in, library
+//! sessions and batches do the work, results printed.
 
-mod bench;
 mod jobs;
-mod procs;
-mod runner;
 mod train;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use amlip_core::cli::{self, NodeArgs};
+use amlip_core::cli::{self, bench, NodeArgs};
 use amlip_core::prelude::*;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -32,10 +31,17 @@ struct Args {
 enum Command {
     /// Train on MNIST across the computing nodes (AML or MLP), evaluate, print a table.
     Train(train::TrainArgs),
-    /// Send one job (text) and print its solution.
+    /// Send one job and print (or save) its solution.
     Send {
-        /// The job's payload.
-        payload: String,
+        /// The job's payload, as text.
+        #[arg(required_unless_present = "file")]
+        payload: Option<String>,
+        /// Send this file's bytes instead (e.g. a safetensors job written from Python).
+        #[arg(long, conflicts_with = "payload")]
+        file: Option<PathBuf>,
+        /// Write the solution's bytes here instead of printing them.
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Give up after this long.
         #[arg(long, default_value = "30s", value_parser = cli::duration_arg)]
         timeout: Duration,
@@ -58,14 +64,30 @@ fn main() -> anyhow::Result<()> {
     let stop =
         cli::ctrl_c(Duration::from_millis(900)).context("cannot install the Ctrl-C handler")?;
     match args.command {
-        Command::Send { payload, timeout } => {
+        Command::Send {
+            payload,
+            file,
+            out,
+            timeout,
+        } => {
+            let job = match (payload, &file) {
+                (_, Some(f)) => {
+                    std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?
+                }
+                (Some(text), None) => text.into_bytes(),
+                (None, None) => unreachable!("clap requires one"),
+            };
             let main = MainNode::with_config(args.node.config("Main"))
                 .context("cannot start the main node")?;
             eprintln!("main node {} on domain {}", main.id(), main.domain());
             let solution = main
-                .request_job_solution(payload, timeout)
+                .request_job_solution(job, timeout)
                 .context("the job got no solution")?;
-            println!("{}", String::from_utf8_lossy(&solution.data));
+            match out {
+                Some(path) => std::fs::write(&path, &solution.data)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => println!("{}", String::from_utf8_lossy(&solution.data)),
+            }
             eprintln!(
                 "solved by {} (task {})",
                 solution.server_id, solution.task_id
@@ -74,6 +96,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Train(t) => train::run(&args.node, &t, &stop),
         Command::Jobs(j) => jobs::run(&args.node, &j, &stop),
-        Command::Bench(b) => bench::run(&args.node, &b, &stop),
+        Command::Bench(b) => Ok(bench::run(&args.node, &b, &stop)?),
     }
 }

@@ -5,17 +5,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::Proc;
+use common::{domain, main as main_proc};
 
 #[test]
 fn bench_runs_every_size_and_node_count() {
-    let d = 159;
+    let d = domain();
     let dir = std::env::temp_dir().join(format!("amlip-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench.json").to_string_lossy().into_owned();
     let csv = dir.join("bench.csv").to_string_lossy().into_owned();
-    let mut p = Proc::main(
-        d,
+    let mut p = main_proc(
+        &d,
         &[
             "bench",
             "--sizes",

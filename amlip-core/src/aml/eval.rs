@@ -81,13 +81,39 @@ fn ratio(a: usize, b: usize) -> f64 {
 /// accuracy, balanced accuracy (mean recall), and mean FPR and FNR.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {
+    /// Fraction classified right.
     pub accuracy: f64,
+    /// Mean recall over the classes present.
     pub balanced_accuracy: f64,
+    /// Mean false positive rate.
     pub fpr: f64,
+    /// Mean false negative rate.
     pub fnr: f64,
 }
 
 impl ClassMetrics {
+    /// From class scores, one row per example: the prediction is each row's highest score.
+    pub fn from_scores(scores: ndarray::ArrayView2<'_, f32>, truth: &[u8]) -> Self {
+        let predicted: Vec<u8> = scores
+            .rows()
+            .into_iter()
+            .map(|row| {
+                row.iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |best, (c, &v)| {
+                        if v > best.1 {
+                            (c, v)
+                        } else {
+                            best
+                        }
+                    })
+                    .0 as u8
+            })
+            .collect();
+        Self::from_predictions(&predicted, truth, scores.ncols())
+    }
+
+    /// From predicted and true classes (`classes` of them).
     pub fn from_predictions(predicted: &[u8], truth: &[u8], classes: usize) -> Self {
         let right = predicted.iter().zip(truth).filter(|(a, b)| a == b).count();
         let mut sum = ClassMetrics {

@@ -59,17 +59,30 @@ pub enum DatasetError {
 /// Images (one row of 784 pixels each) and their labels.
 #[derive(Debug, Clone)]
 pub struct Mnist {
+    /// One row of 784 pixels (0-255) per image.
     pub images: Array2<u8>,
+    /// One digit per image.
     pub labels: Array1<u8>,
 }
 
 impl Mnist {
+    /// Images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// The set as a payload's tensors: `images` U8 [n, 784] and `labels` U8 [n] (e.g. a
+    /// shard for [`FedAvg::shard`](crate::session::FedAvg::shard)).
+    pub fn to_payload(&self) -> crate::payload::Payload {
+        use crate::payload::{Payload, Tensor};
+        Payload::new("")
+            .with_tensor("images", Tensor::from_u8(self.images.view()))
+            .with_tensor("labels", Tensor::from_u8(self.labels.view()))
     }
 
     /// The rows at `indices`, in that order.
@@ -93,7 +106,9 @@ impl Mnist {
 /// The training and test sets.
 #[derive(Debug, Clone)]
 pub struct MnistSplits {
+    /// The 60,000 training images.
     pub train: Mnist,
+    /// The 10,000 test images.
     pub test: Mnist,
 }
 

@@ -5,17 +5,17 @@ pub mod qos;
 pub mod raw;
 pub mod topics;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use rustdds::no_key::{DataReader, DataWriter};
 use rustdds::{
     DomainParticipant, DomainParticipantBuilder, DomainParticipantStatusEvent, Publisher,
-    RTPSEntity, StatusEvented, Subscriber, Topic, TopicKind,
+    StatusEvented, Subscriber, Topic, TopicKind,
 };
 
 pub use qos::Profile;
@@ -81,7 +81,7 @@ pub type SourceTime = rustdds::Timestamp;
 
 /// Identity of a remote DDS participant (its GUID prefix), to tie DDS events to nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ParticipantKey([u8; 12]);
+pub(crate) struct ParticipantKey([u8; 12]);
 
 impl ParticipantKey {
     fn from_prefix(prefix: impl AsRef<[u8]>) -> Self {
@@ -97,16 +97,64 @@ impl ParticipantKey {
     }
 }
 
+/// Samples a node's readers dropped on one topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DroppedSamples {
+    /// Samples that did not decode as the topic's type.
+    pub malformed: u64,
+    /// Samples from writers registered under another type name. DDS matches endpoints on
+    /// topic and type name (Fast DDS, and so AML-IP, never delivers these); rustdds matches
+    /// on the topic name only, so our readers drop them themselves.
+    pub foreign_type: u64,
+}
+
+/// Dropped samples by topic, shared by a node's readers and its handle.
+#[derive(Debug, Default)]
+pub(crate) struct DropCounters {
+    by_topic: Mutex<BTreeMap<String, DroppedSamples>>,
+}
+
+impl DropCounters {
+    fn count(&self, topic: &str, f: impl FnOnce(&mut DroppedSamples)) {
+        let mut m = self.by_topic.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(topic.to_owned()).or_default());
+    }
+
+    pub(crate) fn malformed(&self, topic: &str) {
+        self.count(topic, |d| d.malformed += 1);
+    }
+
+    /// Every topic's counts.
+    pub fn snapshot(&self) -> BTreeMap<String, DroppedSamples> {
+        self.by_topic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 /// One DDS participant with a publisher and subscriber, creating typed endpoints on demand.
 pub struct Participant {
     dp: DomainParticipant,
     publisher: Publisher,
     subscriber: Subscriber,
-    topics: Mutex<HashMap<String, Topic>>,
+    /// Topics by name, with the type name each was registered under.
+    topics: Mutex<HashMap<String, (Topic, String)>>,
+    dropped: Arc<DropCounters>,
 }
 
 impl Participant {
+    /// A participant on `domain` using `network`'s interfaces.
     pub fn new(domain: u16, network: &Network) -> Result<Self, DdsError> {
+        Self::with_counters(domain, network, Arc::default())
+    }
+
+    /// A participant whose readers count what they drop in `dropped`.
+    pub(crate) fn with_counters(
+        domain: u16,
+        network: &Network,
+        dropped: Arc<DropCounters>,
+    ) -> Result<Self, DdsError> {
         if domain > MAX_DOMAIN {
             return Err(DdsError::Domain(domain));
         }
@@ -135,21 +183,24 @@ impl Participant {
             publisher,
             subscriber,
             topics: Mutex::new(HashMap::new()),
+            dropped,
         })
     }
 
+    /// The domain id.
     pub fn domain(&self) -> u16 {
         self.dp.domain_id()
     }
 
-    /// Our own participant key (to ignore our own samples on shared topics).
-    pub fn key(&self) -> ParticipantKey {
-        ParticipantKey::from_prefix(self.dp.guid().prefix)
-    }
-
     fn topic(&self, name: &str, type_name: &str, profile: Profile) -> Result<Topic, DdsError> {
         let mut topics = self.topics.lock().expect("topic map lock");
-        if let Some(t) = topics.get(name) {
+        if let Some((t, registered)) = topics.get(name) {
+            if registered != type_name {
+                return Err(DdsError::Create {
+                    what: format!("topic {name} as type {type_name}"),
+                    reason: format!("this participant has it as type {registered}"),
+                });
+            }
             return Ok(t.clone());
         }
         let t = self
@@ -164,7 +215,7 @@ impl Participant {
                 what: format!("topic {name}"),
                 reason: e.to_string(),
             })?;
-        topics.insert(name.to_owned(), t.clone());
+        topics.insert(name.to_owned(), (t.clone(), type_name.to_owned()));
         Ok(t)
     }
 
@@ -219,6 +270,8 @@ impl Participant {
         Ok(Reader {
             inner,
             topic: topic.to_owned(),
+            dp: self.dp.clone(),
+            dropped: self.dropped.clone(),
             _type: PhantomData,
         })
     }
@@ -231,7 +284,7 @@ impl Participant {
     /// neither sends nor receives, and no call reports an error. Each thread is asked through
     /// its command channel, which is disconnected once the thread has ended. Creating the
     /// probe writer announces it to peers, so call this only on suspicion.
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         if self.dp.assert_liveliness().is_err() {
             return false;
         }
@@ -240,7 +293,7 @@ impl Participant {
     }
 
     /// Remote participants as they are lost (lease expired or disposed).
-    pub fn lost_participants(&self) -> impl Stream<Item = ParticipantKey> + Send + 'static {
+    pub(crate) fn lost_participants(&self) -> impl Stream<Item = ParticipantKey> + Send + 'static {
         let listener = self.dp.status_listener();
         futures::stream::unfold(listener, |listener| async move {
             loop {
@@ -330,8 +383,10 @@ impl<T: WireType> Writer<T> {
 
 /// A decoded sample, or why it could not be decoded, with the participant that wrote it.
 pub struct Received<T> {
-    pub from: ParticipantKey,
+    pub(crate) from: ParticipantKey,
+    /// When its writer wrote it.
     pub written_at: Option<SourceTime>,
+    /// The sample, or why it did not decode.
     pub value: Result<T, WireError>,
 }
 
@@ -339,29 +394,83 @@ pub struct Received<T> {
 pub struct Reader<T> {
     inner: DataReader<RawSample, RawAdapter>,
     topic: String,
+    dp: DomainParticipant,
+    dropped: Arc<DropCounters>,
     _type: PhantomData<fn() -> T>,
 }
 
 impl<T: WireType + 'static> Reader<T> {
+    /// The topic.
     pub fn topic(&self) -> &str {
         &self.topic
     }
 
-    /// Every sample as it arrives, decoded. Ends when the participant goes away.
-    pub fn into_stream(self) -> futures::stream::BoxStream<'static, Received<T>> {
-        self.inner
+    /// Where this reader counts what it drops.
+    pub(crate) fn dropped(&self) -> Arc<DropCounters> {
+        self.dropped.clone()
+    }
+
+    /// Every sample as it arrives, decoded. Samples from writers registered under another
+    /// type name are dropped and counted. Ends when the participant goes away.
+    pub fn into_stream(self) -> futures::stream::LocalBoxStream<'static, Received<T>> {
+        let Reader {
+            inner,
+            topic,
+            dp,
+            dropped,
+            ..
+        } = self;
+        // Writer -> whether its type name is ours, learnt once per writer.
+        let mut verdicts: HashMap<rustdds::GUID, bool> = HashMap::new();
+        inner
             .async_sample_stream()
-            .filter_map(|r| async move {
-                let sample = r.ok()?;
-                let from = ParticipantKey::of_writer(sample.sample_info().writer_guid());
-                let written_at = sample.sample_info().source_timestamp();
-                let raw = sample.into_value();
-                Some(Received {
-                    from,
-                    written_at,
-                    value: T::decode(&raw.body, raw.order),
-                })
+            .filter_map(|r| futures::future::ready(r.ok()))
+            .filter_map(move |sample| {
+                let writer = sample.sample_info().writer_guid();
+                let ours = *verdicts
+                    .entry(writer)
+                    .or_insert_with(|| writer_type_matches(&dp, writer, T::TYPE_NAME, &topic));
+                let out = if ours {
+                    let from = ParticipantKey::of_writer(writer);
+                    let written_at = sample.sample_info().source_timestamp();
+                    let raw = sample.into_value();
+                    Some(Received {
+                        from,
+                        written_at,
+                        value: T::decode(&raw.body, raw.order),
+                    })
+                } else {
+                    dropped.count(&topic, |d| d.foreign_type += 1);
+                    None
+                };
+                futures::future::ready(out)
             })
-            .boxed()
+            .boxed_local()
+    }
+}
+
+/// Whether the remote writer `guid` was registered under `type_name`. A writer discovery has
+/// not described (not expected: DDS discovers a writer before matching it) is given the
+/// benefit of the doubt.
+fn writer_type_matches(
+    dp: &DomainParticipant,
+    guid: rustdds::GUID,
+    type_name: &str,
+    topic: &str,
+) -> bool {
+    let found = dp
+        .discovered_writers()
+        .into_iter()
+        .find(|w| w.publication_topic_data.key == guid)
+        .map(|w| w.publication_topic_data.type_name);
+    match found {
+        Some(t) if t != type_name => {
+            tracing::warn!(
+                topic,
+                "ignoring a writer registered as type {t:?}, not {type_name:?} (DDS would not match it)"
+            );
+            false
+        }
+        _ => true,
     }
 }

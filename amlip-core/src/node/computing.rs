@@ -1,5 +1,6 @@
 //! Computing nodes: take jobs, compute, answer.
 
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -7,17 +8,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{start_engine, HelperThread, STOP_TIMEOUT};
+use super::{start_engine, STOP_TIMEOUT};
 use crate::config::NodeConfig;
+use crate::dds::{DropCounters, DroppedSamples};
 use crate::error::{BoxError, Error};
-use crate::protocol::server::{self, Job, JobContext, ServerCommand, ServerShared, WorkItem};
-use crate::runtime::NodeThread;
+use crate::job::{Job, JobContext};
+use crate::protocol::server::{self, ServerCommand, ServerShared, WorkItem};
+use crate::runtime::{BoundedThread, NodeThread};
 use crate::wire::{AmlipId, NodeKind, TaskId};
 
 /// Computes a solution from a job. A closure `Fn(&Job, &JobContext) -> Result<Bytes, BoxError>`
 /// is a replier. An `Err` (or a panic) is sent back as an error solution and the node keeps
 /// serving.
 pub trait JobReplier: Send + Sync + 'static {
+    /// The solution of `job` (an `Err` is sent back as an error solution).
     fn process_job(&self, job: &Job, ctx: &JobContext) -> Result<Bytes, BoxError>;
 }
 
@@ -33,7 +37,9 @@ where
 /// What `ComputingNode::process_job` served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedJob {
+    /// The main's task id.
     pub task_id: TaskId,
+    /// The main that sent it.
     pub client_id: AmlipId,
     /// The error sent back instead of a solution, if the job failed.
     pub error: Option<String>,
@@ -45,6 +51,7 @@ struct ServerHandle {
     thread: NodeThread,
     commands: mpsc::UnboundedSender<ServerCommand>,
     shared: Arc<ServerShared>,
+    dropped: Arc<DropCounters>,
 }
 
 impl ServerHandle {
@@ -57,9 +64,11 @@ impl ServerHandle {
         let shared = Arc::new(ServerShared::default());
         let engine_shared = shared.clone();
         let domain = cfg.domain;
+        let dropped = Arc::new(DropCounters::default());
         let (id, thread) = start_engine(
             NodeKind::Computing,
             cfg,
+            dropped.clone(),
             "amlip-computing",
             move |core, ready, sd| {
                 server::run(core, engine_shared, work_tx, rx, capacity, ready, sd)
@@ -73,6 +82,7 @@ impl ServerHandle {
                 thread,
                 commands,
                 shared,
+                dropped,
             },
             work_rx,
         ))
@@ -113,10 +123,12 @@ pub struct ComputingNode {
 }
 
 impl ComputingNode {
+    /// A computing node named `name` with the default configuration (domain 166).
     pub fn new(name: &str) -> Result<Self, Error> {
-        Self::with_config(NodeConfig::from_env(name)?)
+        Self::with_config(NodeConfig::new(name))
     }
 
+    /// A computing node as `cfg` says.
     pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
         let (handle, work) = ServerHandle::start(cfg, Some(0))?;
         Ok(Self {
@@ -125,10 +137,12 @@ impl ComputingNode {
         })
     }
 
+    /// The node's id.
     pub fn id(&self) -> &AmlipId {
         &self.handle.id
     }
 
+    /// The node's DDS domain.
     pub fn domain(&self) -> u16 {
         self.handle.domain
     }
@@ -165,6 +179,7 @@ impl ComputingNode {
         Ok(served)
     }
 
+    /// Jobs answered with a solution so far.
     pub fn jobs_served(&self) -> u64 {
         self.handle
             .shared
@@ -177,14 +192,16 @@ impl ComputingNode {
 pub struct AsyncComputingNode {
     handle: ServerHandle,
     work: Mutex<Option<std_mpsc::Receiver<WorkItem>>>,
-    worker: Option<HelperThread>,
+    worker: Option<BoundedThread>,
 }
 
 impl AsyncComputingNode {
+    /// A computing node named `name` with the default configuration (domain 166).
     pub fn new(name: &str) -> Result<Self, Error> {
-        Self::with_config(NodeConfig::from_env(name)?)
+        Self::with_config(NodeConfig::new(name))
     }
 
+    /// A computing node as `cfg` says.
     pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
         let (handle, work) = ServerHandle::start(cfg, Some(0))?;
         Ok(Self {
@@ -194,12 +211,21 @@ impl AsyncComputingNode {
         })
     }
 
+    /// The node's id.
     pub fn id(&self) -> &AmlipId {
         &self.handle.id
     }
 
+    /// The node's DDS domain.
     pub fn domain(&self) -> u16 {
         self.handle.domain
+    }
+
+    /// A node as `cfg` says, already serving jobs with `replier`.
+    pub fn serve(cfg: NodeConfig, replier: impl JobReplier) -> Result<Self, Error> {
+        let mut node = Self::with_config(cfg)?;
+        node.run(replier)?;
+        Ok(node)
     }
 
     /// Starts serving jobs with `replier` on a worker thread; returns at once.
@@ -208,7 +234,7 @@ impl AsyncComputingNode {
         let work = self.work.lock().map_err(|_| Error::Stopped)?.take();
         if let Some(work) = work {
             let commands = self.handle.commands.clone();
-            self.worker = Some(HelperThread::spawn("amlip-worker", move || {
+            self.worker = Some(BoundedThread::spawn("amlip-worker", move || {
                 for item in work {
                     let result = run_job(&item.job, |job| replier.process_job(job, &item.ctx));
                     if commands.send(finished(&item.job, result)).is_err() {
@@ -228,6 +254,7 @@ impl AsyncComputingNode {
         let _ = self.handle.commands.send(ServerCommand::StopAccepting);
     }
 
+    /// Jobs answered with a solution so far.
     pub fn jobs_served(&self) -> u64 {
         self.handle
             .shared
@@ -235,11 +262,17 @@ impl AsyncComputingNode {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Jobs answered with an error so far.
     pub fn jobs_failed(&self) -> u64 {
         self.handle
             .shared
             .jobs_failed
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Samples this node's readers dropped (malformed, or of a foreign type), by topic.
+    pub fn dropped_samples(&self) -> BTreeMap<String, DroppedSamples> {
+        self.handle.dropped.snapshot()
     }
 }
 

@@ -1,19 +1,25 @@
 //! Main nodes: send jobs, get solutions.
 
+use std::collections::BTreeMap;
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{start_engine, HelperThread, STOP_TIMEOUT};
+use super::start_engine;
+use crate::batch::Batch;
 use crate::config::NodeConfig;
+use crate::dds::{DropCounters, DroppedSamples};
 use crate::error::{Error, JobError};
+use crate::kind::{self, JobKind};
 use crate::protocol::client::{
     self, ClientCommand, ClientShared, ClientStats, Responder, Solution,
 };
-use crate::runtime::NodeThread;
+use crate::runtime::{BoundedThread, NodeThread};
 use crate::wire::{AmlipId, NodeKind, TaskId};
+
+use super::STOP_TIMEOUT;
 
 /// Receives the outcome of each job an [`AsyncMainNode`] sent, on a dedicated thread, in the
 /// order outcomes arrive. A closure `Fn(Bytes, TaskId, AmlipId)` is a listener.
@@ -37,12 +43,14 @@ where
     }
 }
 
-struct ClientHandle {
-    id: AmlipId,
-    domain: u16,
+/// What both main nodes share: the engine thread and the way to talk to it.
+pub(crate) struct ClientHandle {
+    pub id: AmlipId,
+    pub domain: u16,
     thread: NodeThread,
     commands: mpsc::UnboundedSender<ClientCommand>,
     shared: Arc<ClientShared>,
+    dropped: Arc<DropCounters>,
 }
 
 impl ClientHandle {
@@ -51,10 +59,14 @@ impl ClientHandle {
         let shared = Arc::new(ClientShared::default());
         let engine_shared = shared.clone();
         let domain = cfg.domain;
-        let (id, thread) =
-            start_engine(NodeKind::Main, cfg, "amlip-main", move |core, ready, sd| {
-                client::run(core, engine_shared, rx, ready, sd)
-            })?;
+        let dropped = Arc::new(DropCounters::default());
+        let (id, thread) = start_engine(
+            NodeKind::Main,
+            cfg,
+            dropped.clone(),
+            "amlip-main",
+            move |core, ready, sd| client::run(core, engine_shared, rx, ready, sd),
+        )?;
         tracing::info!(%id, domain, "main node started");
         Ok(Self {
             id,
@@ -62,10 +74,11 @@ impl ClientHandle {
             thread,
             commands,
             shared,
+            dropped,
         })
     }
 
-    fn submit(
+    pub fn submit(
         &self,
         data: Bytes,
         timeout: Option<Duration>,
@@ -83,33 +96,67 @@ impl ClientHandle {
         Ok(job_id)
     }
 
-    fn stats(&self) -> ClientStats {
+    /// Cancels a job; its submitter gets [`JobError::Cancelled`].
+    pub fn cancel(&self, job_id: TaskId) {
+        let _ = self.commands.send(ClientCommand::Cancel(job_id));
+    }
+
+    pub fn stats(&self) -> ClientStats {
         self.shared.stats.lock().expect("stats").clone()
+    }
+
+    /// Whether the engine has ended.
+    pub fn is_stopped(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Sends one job and waits for its outcome.
+    fn request(&self, job: Bytes, timeout: Duration) -> Result<Solution, Error> {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        let job_id = self.submit(job, Some(timeout), Responder::Once(tx))?;
+        // The engine answers by the deadline; the margin only covers a dead engine thread.
+        match rx.recv_timeout(timeout + Duration::from_secs(2)) {
+            Ok(outcome) => outcome.map_err(Error::Job),
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                self.cancel(job_id);
+                Err(JobError::Timeout {
+                    task_id: job_id,
+                    timeout,
+                    hint: String::new(),
+                }
+                .into())
+            }
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => Err(Error::Stopped),
+        }
     }
 }
 
 /// A main node with a blocking API: each call sends one job and waits for its solution.
-/// Calls from several threads run concurrently (one job in flight per call).
+/// Calls from several threads run concurrently (one job in flight per call); a
+/// [`batch`](Self::batch) sends many at once.
 pub struct MainNode {
     handle: ClientHandle,
 }
 
 impl MainNode {
-    /// A main node named `name`, on the domain and network of the environment (default 166).
+    /// A main node named `name` with the default configuration (domain 166, every interface).
     pub fn new(name: &str) -> Result<Self, Error> {
-        Self::with_config(NodeConfig::from_env(name)?)
+        Self::with_config(NodeConfig::new(name))
     }
 
+    /// A main node as `cfg` says.
     pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
         Ok(Self {
             handle: ClientHandle::start(cfg)?,
         })
     }
 
+    /// The node's id.
     pub fn id(&self) -> &AmlipId {
         &self.handle.id
     }
 
+    /// The node's DDS domain.
     pub fn domain(&self) -> u16 {
         self.handle.domain
     }
@@ -121,29 +168,32 @@ impl MainNode {
         job: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Solution, Error> {
-        let (tx, rx) = std_mpsc::sync_channel(1);
-        let job_id = self
-            .handle
-            .submit(job.into(), Some(timeout), Responder::Once(tx))?;
-        // The engine answers by the deadline; the margin only covers a dead engine thread.
-        match rx.recv_timeout(timeout + Duration::from_secs(2)) {
-            Ok(outcome) => outcome.map_err(Error::Job),
-            Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                let _ = self.handle.commands.send(ClientCommand::Cancel(job_id));
-                Err(JobError::Timeout {
-                    task_id: job_id,
-                    timeout,
-                    hint: String::new(),
-                }
-                .into())
-            }
-            Err(std_mpsc::RecvTimeoutError::Disconnected) => Err(Error::Stopped),
-        }
+        self.handle.request(job.into(), timeout)
+    }
+
+    /// Sends a job of kind `K` and waits for its decoded solution for at most `timeout`.
+    pub fn request<K: JobKind>(
+        &self,
+        input: &K::Input,
+        timeout: Duration,
+    ) -> Result<K::Output, Error> {
+        let solution = self.handle.request(kind::job_bytes::<K>(input)?, timeout)?;
+        Ok(kind::read_solution::<K>(&solution.data)?)
+    }
+
+    /// A batch of jobs sent from this node, labelled with `L`.
+    pub fn batch<L: Clone>(&self) -> Batch<'_, L> {
+        Batch::new(&self.handle)
     }
 
     /// Counters and the jobs in flight.
     pub fn stats(&self) -> ClientStats {
         self.handle.stats()
+    }
+
+    /// Samples this node's readers dropped (malformed, or of a foreign type), by topic.
+    pub fn dropped_samples(&self) -> BTreeMap<String, DroppedSamples> {
+        self.handle.dropped.snapshot()
     }
 
     /// Stops the node (status `dropped` is published). Dropping it does the same.
@@ -157,29 +207,24 @@ impl MainNode {
 pub struct AsyncMainNode {
     handle: ClientHandle,
     outcomes: Option<std_mpsc::Sender<Result<Solution, JobError>>>,
-    listener: HelperThread,
+    listener: BoundedThread,
 }
 
 impl AsyncMainNode {
+    /// An async main node named `name` with the default configuration.
     pub fn new(name: &str, listener: impl SolutionListener) -> Result<Self, Error> {
-        Self::with_config(NodeConfig::from_env(name)?, listener)
+        Self::with_config(NodeConfig::new(name), listener)
     }
 
+    /// An async main node as `cfg` says.
     pub fn with_config(cfg: NodeConfig, listener: impl SolutionListener) -> Result<Self, Error> {
         let handle = ClientHandle::start(cfg)?;
         let (tx, rx) = std_mpsc::channel::<Result<Solution, JobError>>();
-        let listener = HelperThread::spawn("amlip-listener", move || {
+        let listener = BoundedThread::spawn("amlip-listener", move || {
             for outcome in rx {
                 match outcome {
                     Ok(s) => listener.solution_received(s.data, s.task_id, s.server_id),
-                    Err(e) => {
-                        let task = match &e {
-                            JobError::Timeout { task_id, .. }
-                            | JobError::Failed { task_id, .. }
-                            | JobError::Stopped { task_id } => *task_id,
-                        };
-                        listener.job_failed(task, e);
-                    }
+                    Err(e) => listener.job_failed(e.task_id(), e),
                 }
             }
         })?;
@@ -190,10 +235,12 @@ impl AsyncMainNode {
         })
     }
 
+    /// The node's id.
     pub fn id(&self) -> &AmlipId {
         &self.handle.id
     }
 
+    /// The node's DDS domain.
     pub fn domain(&self) -> u16 {
         self.handle.domain
     }
@@ -220,6 +267,12 @@ impl AsyncMainNode {
         self.handle.submit(job, timeout, Responder::Listener(tx))
     }
 
+    /// A batch of jobs sent from this node; its outcomes go to the batch, not the listener.
+    pub fn batch<L: Clone>(&self) -> Batch<'_, L> {
+        Batch::new(&self.handle)
+    }
+
+    /// Counters and the jobs in flight.
     pub fn stats(&self) -> ClientStats {
         self.handle.stats()
     }

@@ -10,14 +10,17 @@ mod status;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::protocol::client::{ClientStats, RunningJob, Solution};
 pub use computing::{AsyncComputingNode, ComputingNode, JobReplier, ServedJob};
+pub(crate) use main::ClientHandle;
 pub use main::{AsyncMainNode, MainNode, SolutionListener};
 pub use status::StatusNode;
 
 use crate::config::NodeConfig;
-use crate::dds::DdsError;
+use crate::dds::{DdsError, DropCounters};
 use crate::error::Error;
 use crate::protocol::core::NodeCore;
 use crate::runtime::{NodeThread, Shutdown};
@@ -36,6 +39,7 @@ type Ready = std_mpsc::Sender<Result<(), DdsError>>;
 fn start_engine<F, Fut>(
     kind: NodeKind,
     cfg: NodeConfig,
+    dropped: Arc<DropCounters>,
     thread_name: &str,
     body: F,
 ) -> Result<(AmlipId, NodeThread), Error>
@@ -47,7 +51,7 @@ where
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let core_id = id.clone();
     let mut thread = NodeThread::spawn(thread_name, move |shutdown| async move {
-        match NodeCore::new(core_id, kind, cfg) {
+        match NodeCore::new(core_id, kind, cfg, dropped) {
             Ok(core) => body(core, ready_tx, shutdown).await,
             Err(e) => {
                 let _ = ready_tx.send(Err(e));
@@ -63,44 +67,6 @@ where
         Err(_) => {
             thread.stop(STOP_TIMEOUT);
             Err(Error::StartTimeout(START_TIMEOUT))
-        }
-    }
-}
-
-/// A helper thread that ends by itself once its channel closes, joined for a bounded time.
-struct HelperThread {
-    handle: Option<std::thread::JoinHandle<()>>,
-    finished: std::sync::Mutex<std_mpsc::Receiver<()>>,
-}
-
-impl HelperThread {
-    fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<Self> {
-        let (tx, finished) = std_mpsc::channel();
-        let handle = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                f();
-                let _ = tx.send(());
-            })?;
-        Ok(Self {
-            handle: Some(handle),
-            finished: std::sync::Mutex::new(finished),
-        })
-    }
-
-    fn join(&mut self, timeout: Duration) {
-        if let Some(h) = self.handle.take() {
-            let finished = self.finished.lock().map(|rx| rx.recv_timeout(timeout));
-            match finished.unwrap_or(Err(std_mpsc::RecvTimeoutError::Disconnected)) {
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    tracing::warn!(
-                        "a job or listener callback is still running; not waiting for it"
-                    );
-                }
-                _ => {
-                    let _ = h.join();
-                }
-            }
         }
     }
 }

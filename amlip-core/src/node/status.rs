@@ -18,10 +18,12 @@ pub struct StatusNode {
 }
 
 impl StatusNode {
+    /// A status node named `name` with the default configuration (domain 166).
     pub fn new(name: &str) -> Result<Self, Error> {
-        Self::with_config(NodeConfig::from_env(name)?)
+        Self::with_config(NodeConfig::new(name))
     }
 
+    /// A status node as `cfg` says.
     pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
         Ok(Self {
             cfg,
@@ -45,6 +47,7 @@ impl StatusNode {
         let (id, thread) = start_engine(
             NodeKind::Status,
             self.cfg.clone(),
+            Default::default(),
             "amlip-status",
             move |core, ready, mut shutdown| async move {
                 let Some(mut inbound) = report_start(&ready, core.subscribe(Role::Monitor)) else {

@@ -29,25 +29,31 @@ use crate::wire::{AmlipId, MsReference, MsRequest, NodeKind, NodeState, TaskId};
 /// A job's solution, with the job's task id and the computing node that solved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Solution {
+    /// The solution's bytes.
     pub data: Bytes,
     /// The id returned when the job was submitted (its first task id).
     pub task_id: TaskId,
+    /// The computing node that solved it.
     pub server_id: AmlipId,
 }
 
 /// Counters a main keeps, for progress displays and tests.
 #[derive(Debug, Clone, Default)]
 pub struct ClientStats {
+    /// Jobs submitted.
     pub submitted: u64,
+    /// Jobs solved.
     pub solved: u64,
+    /// Jobs that ended without a solution (error, timeout, cancelled).
     pub failed: u64,
     /// Jobs re-sent because their holder was gone or their deadline passed.
     pub resent: u64,
-    /// Solutions dropped because their job was already solved.
+    /// Answers dropped because their job was already decided (solved elsewhere, timed out
+    /// or cancelled).
     pub duplicates_dropped: u64,
     /// Jobs waiting for a computing node to answer.
     pub waiting: usize,
-    /// Jobs held by computing nodes: (job id, holder, phase, done, total).
+    /// Jobs held by computing nodes.
     pub running: Vec<RunningJob>,
     /// Computing nodes known to be alive (amlip nodes by heartbeat, others by status).
     pub computing_nodes: Vec<AmlipId>,
@@ -56,30 +62,62 @@ pub struct ClientStats {
 /// A job a computing node holds, as the main sees it.
 #[derive(Debug, Clone)]
 pub struct RunningJob {
+    /// The job (the id its submitter got).
     pub task_id: TaskId,
+    /// The computing node holding it.
     pub server_id: AmlipId,
+    /// What the node last said it does with it (receiving, queued, running, replying).
     pub phase: Option<JobPhase>,
+    /// Steps done, as the job's code last reported.
     pub done: u32,
+    /// Steps in all.
     pub total: u32,
+    /// Since when the node holds it.
     pub since: Instant,
 }
 
-/// How a job's outcome reaches its submitter.
-pub enum Responder {
+/// What happens to a job, as a batch sees it (see [`crate::batch`]).
+#[derive(Debug)]
+pub(crate) enum JobUpdate {
+    /// A computing node holds it and last reported `done` of `total` steps.
+    Running {
+        server: AmlipId,
+        done: u32,
+        total: u32,
+    },
+    /// Its holder was given up on; it was requested again.
+    Resent { from: AmlipId, reason: String },
+    /// Its outcome (the last update).
+    Finished(Result<Solution, JobError>),
+}
+
+/// How a job's outcome (and, for batches, its progress) reaches its submitter.
+pub(crate) enum Responder {
     Once(std_mpsc::SyncSender<Result<Solution, JobError>>),
     Listener(std_mpsc::Sender<Result<Solution, JobError>>),
+    Updates(flume::Sender<(TaskId, JobUpdate)>),
 }
 
 impl Responder {
-    fn respond(self, outcome: Result<Solution, JobError>) {
+    fn respond(self, job_id: TaskId, outcome: Result<Solution, JobError>) {
         let _ = match self {
             Responder::Once(tx) => tx.try_send(outcome).map_err(drop),
             Responder::Listener(tx) => tx.send(outcome).map_err(drop),
+            Responder::Updates(tx) => tx
+                .send((job_id, JobUpdate::Finished(outcome)))
+                .map_err(drop),
         };
+    }
+
+    /// Tells a batch about progress (other submitters only get the outcome).
+    fn update(&self, job_id: TaskId, update: JobUpdate) {
+        if let Responder::Updates(tx) = self {
+            let _ = tx.send((job_id, update));
+        }
     }
 }
 
-pub enum ClientCommand {
+pub(crate) enum ClientCommand {
     Submit {
         job_id: TaskId,
         data: Bytes,
@@ -91,7 +129,7 @@ pub enum ClientCommand {
 
 /// State shared between the engine thread and the node handle.
 #[derive(Default)]
-pub struct ClientShared {
+pub(crate) struct ClientShared {
     next_job: AtomicU32,
     pub stats: Mutex<ClientStats>,
 }
@@ -111,6 +149,8 @@ struct Job {
     deadline: Option<(Instant, Duration)>,
     respond: Responder,
     current: Option<TaskId>,
+    /// The holder and progress last told to a batch.
+    last_running: Option<(AmlipId, u32, u32)>,
 }
 
 #[derive(Debug)]
@@ -159,7 +199,7 @@ const NEWCOMER_MEMORY: Duration = Duration::from_secs(30);
 const MAX_NEWCOMERS: usize = 64;
 
 /// Runs a main's engine until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     core: Rc<NodeCore>,
     shared: Arc<ClientShared>,
     mut commands: mpsc::UnboundedReceiver<ClientCommand>,
@@ -219,7 +259,8 @@ pub async fn run(
         }
     }
     for (id, job) in engine.jobs.drain() {
-        job.respond.respond(Err(JobError::Stopped { task_id: id }));
+        job.respond
+            .respond(id, Err(JobError::Stopped { task_id: id }));
     }
     core.publish_status(NodeState::Dropped).await;
     core.publish_info(NodeState::Dropped, Load::default()).await;
@@ -271,6 +312,7 @@ impl ClientEngine {
                         deadline: timeout.map(|t| (now + t, t)),
                         respond,
                         current: None,
+                        last_running: None,
                     },
                 );
                 self.shared.stats.lock().expect("stats").submitted += 1;
@@ -280,8 +322,11 @@ impl ClientEngine {
             ClientCommand::Cancel(job_id) => {
                 if let Some(job) = self.jobs.remove(&job_id) {
                     self.close_attempts_of(job_id).await;
+                    self.queue.retain(|j| *j != job_id);
+                    self.shared.stats.lock().expect("stats").failed += 1;
                     job.respond
-                        .respond(Err(JobError::Stopped { task_id: job_id }));
+                        .respond(job_id, Err(JobError::Cancelled { task_id: job_id }));
+                    self.fill_requests().await;
                 }
             }
         }
@@ -478,12 +523,13 @@ impl ClientEngine {
                 Err(_) => stats.failed += 1,
             }
         }
-        job.respond.respond(outcome);
+        job.respond.respond(job_id, outcome);
         self.fill_requests().await;
     }
 
-    /// Closes every open attempt of a finished job. Requests nobody took get a closing target
-    /// naming the main itself, so that computing nodes that answered stop waiting for it.
+    /// Closes every open attempt of a finished job with a closing target naming the main
+    /// itself: computing nodes that answered a request nobody took stop waiting for it, and
+    /// one still holding an attempt (given up on, or of a cancelled job) stops working on it.
     async fn close_attempts_of(&mut self, job_id: TaskId) {
         let now = Instant::now();
         let mut to_close = Vec::new();
@@ -492,9 +538,9 @@ impl ClientEngine {
                 continue;
             }
             if matches!(a.state, AttemptState::Requested) {
-                to_close.push(*task);
                 self.open_requests = self.open_requests.saturating_sub(1);
             }
+            to_close.push(*task);
             a.state = AttemptState::Closed;
             a.since = now;
         }
@@ -540,9 +586,17 @@ impl ClientEngine {
             _ => return,
         };
         a.state = AttemptState::Superseded;
-        if !self.jobs.contains_key(&job_id) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
             return;
-        }
+        };
+        job.last_running = None;
+        job.respond.update(
+            job_id,
+            JobUpdate::Resent {
+                from: server.clone(),
+                reason: why.to_owned(),
+            },
+        );
         self.shared.stats.lock().expect("stats").resent += 1;
         tracing::warn!(
             job = job_id,
@@ -603,6 +657,7 @@ impl ClientEngine {
     }
 
     async fn on_tick(&mut self) {
+        self.core.transfers.expire(Instant::now());
         self.check_holders().await;
         let now = Instant::now();
         // Jobs whose caller's timeout passed.
@@ -619,11 +674,14 @@ impl ClientEngine {
             self.queue.retain(|j| *j != job_id);
             self.shared.stats.lock().expect("stats").failed += 1;
             let timeout = job.deadline.map(|(_, t)| t).unwrap_or_default();
-            job.respond.respond(Err(JobError::Timeout {
-                task_id: job_id,
-                timeout,
-                hint,
-            }));
+            job.respond.respond(
+                job_id,
+                Err(JobError::Timeout {
+                    task_id: job_id,
+                    timeout,
+                    hint,
+                }),
+            );
         }
         self.fill_requests().await;
         // Forget closed attempts after a while (late duplicates then count as unknown).
@@ -687,34 +745,48 @@ impl ClientEngine {
         }
     }
 
-    fn update_stats(&self, now: Instant) {
+    /// Refreshes the counters the node handle reads, and tells batches where their jobs run.
+    fn update_stats(&mut self, now: Instant) {
         let peers = self.core.peers.borrow();
-        let running = self
-            .attempts
-            .iter()
-            .filter_map(|(task, a)| match &a.state {
-                AttemptState::Assigned { server, .. } if self.jobs.contains_key(&a.job) => {
-                    let progress = peers
-                        .info(server)
-                        .and_then(|i| {
-                            i.jobs
-                                .iter()
-                                .find(|j| j.task_id == *task && j.client_id == self.core.id)
-                        })
-                        .map(|j| (Some(j.phase), j.done, j.total))
-                        .unwrap_or((None, 0, 0));
-                    Some(RunningJob {
-                        task_id: a.job,
-                        server_id: server.clone(),
-                        phase: progress.0,
-                        done: progress.1,
-                        total: progress.2,
-                        since: a.since,
-                    })
-                }
-                _ => None,
-            })
-            .collect();
+        let me = &self.core.id;
+        let mut running = Vec::new();
+        for (task, a) in &self.attempts {
+            let AttemptState::Assigned { server, .. } = &a.state else {
+                continue;
+            };
+            let Some(job) = self.jobs.get_mut(&a.job) else {
+                continue;
+            };
+            let (phase, done, total) = peers
+                .info(server)
+                .and_then(|i| {
+                    i.jobs
+                        .iter()
+                        .find(|j| j.task_id == *task && j.client_id == *me)
+                })
+                .map(|j| (Some(j.phase), j.done, j.total))
+                .unwrap_or((None, 0, 0));
+            let now_running = (server.clone(), done, total);
+            if job.last_running.as_ref() != Some(&now_running) {
+                job.respond.update(
+                    a.job,
+                    JobUpdate::Running {
+                        server: server.clone(),
+                        done,
+                        total,
+                    },
+                );
+                job.last_running = Some(now_running);
+            }
+            running.push(RunningJob {
+                task_id: a.job,
+                server_id: server.clone(),
+                phase,
+                done,
+                total,
+                since: a.since,
+            });
+        }
         let mut stats = self.shared.stats.lock().expect("stats");
         stats.waiting = self.open_requests + self.queue.len();
         stats.running = running;

@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use futures::stream::{select_all, LocalBoxStream, SelectAll, StreamExt};
 
 use super::endpoints::Endpoints;
 use crate::config::NodeConfig;
-use crate::dds::{topics, DdsError, ParticipantKey, Profile, Reader, SourceTime};
+use crate::dds::{topics, DdsError, DropCounters, ParticipantKey, Profile, Reader, SourceTime};
 use crate::peers::PeerTable;
 use crate::transfer::{ChunkOutcome, Envelope, TransferError, Transfers};
 use crate::wire::ext::{
@@ -64,7 +65,7 @@ pub enum Inbound {
     },
     /// A peer's first heartbeat.
     NewPeer(NodeInfo),
-    Heartbeat(AmlipId),
+    Heartbeat,
     Status(Status),
     PeersLost(Vec<AmlipId>),
     /// rustdds stopped this node's participant (see [`NodeCore::pause_watch`]): the engine
@@ -103,14 +104,21 @@ pub struct NodeCore {
     pub transfers: Transfers,
     /// The DDS side, replaceable (see [`NodeCore::revive`]).
     endpoints: RefCell<Rc<Endpoints>>,
+    /// What the readers dropped, kept across [`revive`](Self::revive).
+    dropped: Arc<DropCounters>,
     /// When [`check_clock`](NodeCore::check_clock) last ran, and whether it found a stall.
     clock: Cell<Instant>,
     stalled: Cell<bool>,
 }
 
 impl NodeCore {
-    pub fn new(id: AmlipId, kind: NodeKind, cfg: NodeConfig) -> Result<Rc<Self>, DdsError> {
-        let endpoints = Endpoints::new(&cfg)?;
+    pub fn new(
+        id: AmlipId,
+        kind: NodeKind,
+        cfg: NodeConfig,
+        dropped: Arc<DropCounters>,
+    ) -> Result<Rc<Self>, DdsError> {
+        let endpoints = Endpoints::new(&cfg, dropped.clone())?;
         Ok(Rc::new(Self {
             peers: RefCell::new(PeerTable::new(id.clone(), cfg.liveness_timeout)),
             transfers: Transfers::new(id.clone(), cfg.stream.clone()),
@@ -118,6 +126,7 @@ impl NodeCore {
             kind,
             cfg,
             endpoints: RefCell::new(Rc::new(endpoints)),
+            dropped,
             clock: Cell::new(Instant::now()),
             stalled: Cell::new(false),
         }))
@@ -132,7 +141,7 @@ impl NodeCore {
     /// keeping all protocol state. For when rustdds has stopped the participant (see
     /// [`endpoints`](super::endpoints)); the caller must subscribe again ([`inbound`](Self::inbound)).
     pub fn revive(&self) -> Result<(), DdsError> {
-        let fresh = Endpoints::new(&self.cfg)?;
+        let fresh = Endpoints::new(&self.cfg, self.dropped.clone())?;
         *self.endpoints.borrow_mut() = Rc::new(fresh);
         Ok(())
     }
@@ -365,7 +374,6 @@ impl NodeCore {
                 decoded(p.reader::<NodeInfo>(topics::NODE_INFO, Profile::NodeInfo)?)
                     .map(move |s| {
                         let info = s.value;
-                        let id = info.id.clone();
                         let first = core.peers.borrow_mut().on_info(
                             info.clone(),
                             s.from,
@@ -376,7 +384,7 @@ impl NodeCore {
                             core.prepare_writers_to(&info);
                             Inbound::NewPeer(info)
                         } else {
-                            Inbound::Heartbeat(id)
+                            Inbound::Heartbeat
                         }
                     })
                     .boxed_local(),
@@ -468,6 +476,7 @@ pub fn decoded<T: WireType + 'static>(
     reader: Reader<T>,
 ) -> impl futures::Stream<Item = Sample<T>> + 'static {
     let topic = reader.topic().to_owned();
+    let dropped = reader.dropped();
     let mut bad = 0u64;
     reader.into_stream().filter_map(move |r| {
         let out = match r.value {
@@ -478,6 +487,7 @@ pub fn decoded<T: WireType + 'static>(
             }),
             Err(e) => {
                 bad += 1;
+                dropped.malformed(&topic);
                 if bad <= 10 || bad.is_power_of_two() {
                     tracing::warn!(
                         topic = %topic,

@@ -8,9 +8,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::config::NodeConfig;
-use crate::dds::{topics, DdsError, Participant, Profile, Writer};
+use crate::dds::{topics, DdsError, DropCounters, Participant, Profile, Writer};
 use crate::wire::ext::{Chunk, Credit, NodeInfo};
 use crate::wire::{AmlipId, MsData, MsReference, MsRequest, Status, WireType};
 
@@ -128,8 +129,8 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    pub fn new(cfg: &NodeConfig) -> Result<Self, DdsError> {
-        let participant = Participant::new(cfg.domain, &cfg.network)?;
+    pub fn new(cfg: &NodeConfig, dropped: Arc<DropCounters>) -> Result<Self, DdsError> {
+        let participant = Participant::with_counters(cfg.domain, &cfg.network, dropped)?;
         let status = participant.writer::<Status>(topics::STATUS, Profile::Status)?;
         let info = if cfg.extensions {
             Some(participant.writer::<NodeInfo>(topics::NODE_INFO, Profile::NodeInfo)?)

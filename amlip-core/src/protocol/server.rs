@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -20,61 +20,19 @@ use tokio::sync::mpsc;
 
 use super::core::{error_payload, report_start, Inbound, Load, NodeCore, Role};
 use crate::dds::{topics, SourceTime};
+use crate::job::{Job, JobContext};
 use crate::runtime::Shutdown;
 use crate::transfer::Envelope;
 use crate::wire::ext::{ChunkKind, JobPhase, JobProgress};
 use crate::wire::{AmlipId, MsReference, NodeKind, NodeState, TaskId};
 
-/// A job as a computing node's code receives it.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub data: Bytes,
-    pub task_id: TaskId,
-    pub client_id: AmlipId,
-}
-
-/// Lets a running job report progress (shown by the main) and notice cancellation.
-#[derive(Clone, Default)]
-pub struct JobContext {
-    progress: Arc<Progress>,
-    cancelled: Arc<AtomicBool>,
-}
-
-#[derive(Default)]
-struct Progress {
-    done: AtomicU32,
-    total: AtomicU32,
-}
-
-impl JobContext {
-    /// Reports `done` of `total` steps (batches, epochs...). Travels in the next heartbeat.
-    pub fn report_progress(&self, done: u32, total: u32) {
-        self.progress.total.store(total, Ordering::Relaxed);
-        self.progress.done.store(done, Ordering::Relaxed);
-    }
-
-    /// True once the node is stopping or the job's main is gone: a long job may give up early.
-    pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
-    }
-
-    /// For training loops' progress callbacks: `Break` once the job is cancelled.
-    pub fn keep_going(&self) -> std::ops::ControlFlow<()> {
-        if self.is_cancelled() {
-            std::ops::ControlFlow::Break(())
-        } else {
-            std::ops::ControlFlow::Continue(())
-        }
-    }
-}
-
 /// A job handed to a worker, with its context.
-pub struct WorkItem {
+pub(crate) struct WorkItem {
     pub job: Job,
     pub ctx: JobContext,
 }
 
-pub enum ServerCommand {
+pub(crate) enum ServerCommand {
     /// Serve `n` more jobs.
     Accept(usize),
     /// Serve until stopped.
@@ -93,7 +51,7 @@ pub enum ServerCommand {
 
 /// Counters shared with the node handle.
 #[derive(Default)]
-pub struct ServerShared {
+pub(crate) struct ServerShared {
     pub jobs_served: AtomicU64,
     pub jobs_failed: AtomicU64,
 }
@@ -186,7 +144,7 @@ const MEMORY: usize = 200_000;
 const MAX_CHOICE: usize = 64;
 
 /// Runs a computing node's engine until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     core: Rc<NodeCore>,
     shared: Arc<ServerShared>,
     work: std_mpsc::Sender<WorkItem>,
@@ -248,7 +206,7 @@ pub async fn run(
     }
     for h in &engine.held {
         if let Some(ctx) = &h.ctx {
-            ctx.cancelled.store(true, Ordering::Relaxed);
+            ctx.cancel();
         }
     }
     core.publish_status(NodeState::Dropped).await;
@@ -282,12 +240,7 @@ impl ServerEngine {
             .held
             .iter()
             .map(|h| {
-                let (done, total) = h.ctx.as_ref().map_or((0, 0), |c| {
-                    (
-                        c.progress.done.load(Ordering::Relaxed),
-                        c.progress.total.load(Ordering::Relaxed),
-                    )
-                });
+                let (done, total) = h.ctx.as_ref().map_or((0, 0), |c| c.progress.get());
                 JobProgress {
                     client_id: h.key.0.clone(),
                     task_id: h.key.1,
@@ -405,6 +358,20 @@ impl ServerEngine {
             }
         } else if self.awaiting.as_ref().is_some_and(|a| a.key == key) {
             self.awaiting = None; // another node (or the main itself, closing it) took it
+        } else if let Some(i) = self.held.iter().position(|h| h.key == key) {
+            // A second target for a task we hold: the main closed it (it was solved elsewhere
+            // or cancelled). Stop working on it.
+            tracing::info!(main = %key.0, task = key.1, "the main closed a job this node holds; cancelling it");
+            match &self.held[i].ctx {
+                Some(ctx) => ctx.cancel(),
+                None => {
+                    // Not started: forget it, and ignore its data if that is still coming.
+                    self.queue
+                        .retain(|j| (&j.client_id, j.task_id) != (&key.0, key.1));
+                    self.held.remove(i);
+                    self.served.insert(key);
+                }
+            }
         }
     }
 
@@ -611,6 +578,8 @@ impl ServerEngine {
     async fn on_tick(&mut self) {
         self.core.check_clock();
         let now = Instant::now();
+        // Transfers a peer started and never finished hold memory: drop them once stalled.
+        self.core.transfers.expire(now);
         let cfg = &self.core.cfg;
         {
             let peers = self.core.peers.borrow();
@@ -633,7 +602,7 @@ impl ServerEngine {
             });
             for h in &self.held {
                 if let (Some(ctx), Some(_)) = (&h.ctx, peers.gone(&h.key.0, now)) {
-                    ctx.cancelled.store(true, Ordering::Relaxed);
+                    ctx.cancel();
                 }
             }
             self.pending.retain(|p| peers.gone(&p.key.0, now).is_none());

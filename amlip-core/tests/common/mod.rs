@@ -1,15 +1,11 @@
-//! Helpers for tests that run real nodes on loopback.
-//!
-//! Every test uses its own DDS domain so tests run in parallel without seeing each other.
-//! Domains used by amlip-core's tests: 42 (readme.rs) and 100..=149; main-node's process
-//! tests use 150..=199.
+//! Helpers for tests that run real nodes on loopback. Every test leases its own DDS domain
+//! (`amlip_testkit::domain`), so tests of this and any other checkout never see each other.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use amlip_core::prelude::*;
+pub use amlip_testkit::{domain, wait_until, Domain};
 
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
@@ -18,70 +14,17 @@ pub fn init_logs() {
         .try_init();
 }
 
-/// A node configuration on `domain`, loopback only, with test-sized timeouts.
-pub fn cfg(name: &str, domain: u16) -> NodeConfig {
+/// A node configuration on `domain`, loopback only, with a test-sized liveness timeout.
+pub fn cfg(name: &str, domain: &Domain) -> NodeConfig {
     init_logs();
-    let mut c = NodeConfig::new(name).domain(domain).localhost();
-    c.liveness_timeout = Duration::from_secs(3);
-    c
-}
-
-/// Polls `cond` every 20 ms until it holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
-
-/// One job's outcome: its id and its solution with the solver, or why it failed.
-pub type Outcome = (TaskId, Result<(Bytes, AmlipId), JobError>);
-
-/// Every outcome an async main's listener received.
-#[derive(Clone, Default)]
-pub struct Outcomes {
-    inner: Arc<Mutex<Vec<Outcome>>>,
-}
-
-impl Outcomes {
-    pub fn len(&self) -> usize {
-        self.inner.lock().unwrap().len()
-    }
-
-    pub fn all(&self) -> Vec<Outcome> {
-        self.inner.lock().unwrap().clone()
-    }
-
-    /// Solutions by task id; panics if any task got two outcomes or failed.
-    pub fn solutions_once(&self) -> HashMap<TaskId, (Bytes, AmlipId)> {
-        let mut m = HashMap::new();
-        for (task, outcome) in self.all() {
-            let s = outcome.unwrap_or_else(|e| panic!("job {task} failed: {e}"));
-            assert!(m.insert(task, s).is_none(), "job {task} answered twice");
-        }
-        m
-    }
-}
-
-impl SolutionListener for Outcomes {
-    fn solution_received(&self, solution: Bytes, task_id: TaskId, server_id: AmlipId) {
-        self.inner
-            .lock()
-            .unwrap()
-            .push((task_id, Ok((solution, server_id))));
-    }
-
-    fn job_failed(&self, task_id: TaskId, error: JobError) {
-        self.inner.lock().unwrap().push((task_id, Err(error)));
-    }
+    NodeConfig::new(name)
+        .domain(domain.id())
+        .localhost()
+        .liveness_timeout(Duration::from_secs(3))
 }
 
 /// An async computing node serving the upper-case job, optionally slowed down.
-pub fn uppercase_node(name: &str, domain: u16, delay: Duration) -> AsyncComputingNode {
+pub fn uppercase_node(name: &str, domain: &Domain, delay: Duration) -> AsyncComputingNode {
     let mut node = AsyncComputingNode::with_config(cfg(name, domain)).unwrap();
     node.run(move |job: &Job, _ctx: &JobContext| {
         std::thread::sleep(delay);
@@ -89,4 +32,34 @@ pub fn uppercase_node(name: &str, domain: u16, delay: Duration) -> AsyncComputin
     })
     .unwrap();
     node
+}
+
+/// Sends `jobs` upper-case jobs as a batch and checks each is answered once, correctly.
+/// Returns how many each computing node solved.
+pub fn uppercase_batch(
+    batch: &mut Batch<'_, String>,
+    tag: &str,
+    jobs: usize,
+) -> std::collections::HashMap<AmlipId, usize> {
+    for j in 0..jobs {
+        let payload = format!("{tag}-job-{j}");
+        batch.submit(payload.clone(), payload).unwrap();
+    }
+    let mut per_server = std::collections::HashMap::new();
+    let mut answered = 0;
+    for outcome in batch {
+        let s = outcome
+            .result
+            .unwrap_or_else(|e| panic!("{tag}: job {} failed: {e}", outcome.label));
+        assert_eq!(
+            std::str::from_utf8(&s.data).unwrap(),
+            outcome.label.to_ascii_uppercase(),
+            "{tag}: solution of {}",
+            outcome.label
+        );
+        *per_server.entry(s.server_id).or_insert(0) += 1;
+        answered += 1;
+    }
+    assert_eq!(answered, jobs, "{tag}: every job answered exactly once");
+    per_server
 }

@@ -1,11 +1,27 @@
-//! What the `main-node` and `computing-node` binaries share: node flags, logging, Ctrl-C.
-//! (Feature `cli`.)
+//! What the `main-node` and `computing-node` binaries share (feature `cli`): node flags and
+//! value parsers, logging, Ctrl-C, a progress display for sessions, child computing nodes and
+//! the benchmark.
+//!
+//! - [`NodeArgs`]: the flags every node binary takes, and the [`NodeConfig`] they describe.
+//! - [`progress`]: an [`Observer`](crate::session::Observer) drawing a progress bar and what
+//!   each computing node is doing.
+//! - [`procs`]: `computing-node` processes a main starts itself (bench, demo).
+//! - [`bench`]: job round trips and throughput against TCP on loopback.
 
-use std::sync::mpsc as std_mpsc;
+pub mod bench;
+pub mod procs;
+pub mod progress;
+
 use std::time::Duration;
 
-use crate::config::{parse_domain, NodeConfig, ENV_DOMAIN, ENV_NETWORK};
+use crate::cancel::CancelToken;
+use crate::config::{parse_domain, NodeConfig};
 use crate::dds::{Network, DEFAULT_DOMAIN, MAX_DOMAIN};
+
+/// Environment variable holding the default DDS domain id.
+pub const ENV_DOMAIN: &str = "AMLIP_DOMAIN";
+/// Environment variable holding the default network (`all`, `localhost`, or IPs).
+pub const ENV_NETWORK: &str = "AMLIP_NETWORK";
 
 /// Flags every node binary takes.
 #[derive(clap::Args, Debug, Clone)]
@@ -35,12 +51,28 @@ pub struct NodeArgs {
 impl NodeArgs {
     /// The node configuration these flags describe, named `default_name` unless `--name`.
     pub fn config(&self, default_name: &str) -> NodeConfig {
-        let mut cfg = NodeConfig::new(self.name.as_deref().unwrap_or(default_name))
+        let cfg = NodeConfig::new(self.name.as_deref().unwrap_or(default_name))
             .domain(self.domain)
             .network(self.network.clone())
             .liveness_timeout(self.liveness_timeout);
-        cfg.extensions = !self.plain_aml_ip;
-        cfg
+        if self.plain_aml_ip {
+            cfg.aml_ip_compatible_only()
+        } else {
+            cfg
+        }
+    }
+
+    /// The `--network` value that selects the same interfaces (for child processes).
+    pub fn network_flag(&self) -> String {
+        match &self.network {
+            Network::All => "all".into(),
+            Network::Localhost => "localhost".into(),
+            Network::Only(ips) => ips
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        }
     }
 }
 
@@ -60,16 +92,32 @@ pub fn duration_arg(s: &str) -> Result<Duration, String> {
 
 /// Parses `1000`, `1KB`, `10MB`, `1MiB`.
 pub fn size_arg(s: &str) -> Result<usize, String> {
-    s.parse::<bytesize::ByteSize>()
-        .map(|b| b.as_u64() as usize)
-        .map_err(|e| format!("{s:?} is not a size like 1000, 64KB or 10MB: {e}"))
+    let b = s
+        .parse::<bytesize::ByteSize>()
+        .map_err(|e| format!("{s:?} is not a size like 1000, 64KB or 10MB: {e}"))?;
+    usize::try_from(b.as_u64()).map_err(|_| format!("{s:?} does not fit in memory"))
+}
+
+/// A size flag bounded by `max` bytes: the error names the flag's limit.
+pub fn bounded_size(s: &str, max: usize) -> Result<usize, String> {
+    let n = size_arg(s)?;
+    if n > max {
+        return Err(format!(
+            "{s:?} is more than the {} this accepts",
+            bytesize::ByteSize(max as u64)
+        ));
+    }
+    Ok(n)
 }
 
 /// Logs to stderr at `default` level (e.g. `info`, `warn`, `debug`); `RUST_LOG` overrides it.
 /// rustdds logs only its errors unless `RUST_LOG` names it (it warns on every datagram above
 /// 1500 bytes).
 pub fn init_logging(default: &str) {
-    let mut filter = rust_log().unwrap_or_else(|| default.into());
+    let mut filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| default.into());
     if !filter.contains("rustdds") {
         // rustdds warns on every datagram over 1500 bytes and on routine loopback discovery.
         filter.push_str(",rustdds=error,rustdds::network::udp_listener=off");
@@ -82,23 +130,17 @@ pub fn init_logging(default: &str) {
         .try_init();
 }
 
-/// `RUST_LOG`, unless unset or blank.
-pub fn rust_log() -> Option<String> {
-    std::env::var("RUST_LOG")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-}
-
-/// Installs the Ctrl-C handler. The returned channel receives `()` on the first Ctrl-C (or
-/// SIGTERM); after `grace` the process exits with status 130 whatever is still running, and a
-/// second Ctrl-C exits at once. So a node always ends promptly.
-pub fn ctrl_c(grace: Duration) -> Result<std_mpsc::Receiver<()>, ctrlc::Error> {
-    let (tx, rx) = std_mpsc::sync_channel(1);
+/// Installs the Ctrl-C (and SIGTERM) handler. The returned token is raised on the first one;
+/// after `grace` the process exits with status 130 whatever is still running, and a second
+/// Ctrl-C exits at once. So a node always ends promptly.
+pub fn ctrl_c(grace: Duration) -> Result<CancelToken, ctrlc::Error> {
+    let token = CancelToken::new();
+    let raised = token.clone();
     let mut first = true;
     ctrlc::set_handler(move || {
         if first {
             first = false;
-            let _ = tx.try_send(());
+            raised.cancel();
             std::thread::spawn(move || {
                 std::thread::sleep(grace);
                 eprintln!("still stopping after {grace:?}; exiting");
@@ -108,7 +150,7 @@ pub fn ctrl_c(grace: Duration) -> Result<std_mpsc::Receiver<()>, ctrlc::Error> {
             std::process::exit(130);
         }
     })?;
-    Ok(rx)
+    Ok(token)
 }
 
 #[cfg(test)]
@@ -121,6 +163,7 @@ mod tests {
         assert_eq!(size_arg("1KiB"), Ok(1024));
         assert_eq!(size_arg("512"), Ok(512));
         assert!(size_arg("ten").is_err());
+        assert!(bounded_size("1TB", 1 << 30).unwrap_err().contains("1TB"));
         assert_eq!(duration_arg("250ms"), Ok(Duration::from_millis(250)));
         assert!(duration_arg("soon").unwrap_err().contains("soon"));
     }

@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use crate::aml::{self, DigitParams};
 use crate::dataset::mnist::PIXELS;
 use crate::error::BoxError;
-use crate::protocol::server::JobContext;
+use crate::job::JobContext;
 
 const X: &str = "x: ";
 const Y: &str = " y: ";

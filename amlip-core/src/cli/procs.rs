@@ -4,18 +4,20 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use amlip_core::cli::NodeArgs;
-use anyhow::{bail, Context};
+use super::NodeArgs;
 
 /// The `computing-node` binary next to this one.
-pub fn computing_node_binary() -> anyhow::Result<PathBuf> {
-    let me = std::env::current_exe().context("cannot locate this executable")?;
+pub fn computing_node_binary() -> std::io::Result<PathBuf> {
+    let me = std::env::current_exe()?;
     let path = me.with_file_name(format!("computing-node{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {
-        bail!(
-            "{} not found: build it with `cargo build --release -p computing-node`",
-            path.display()
-        );
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{} not found: build it with `cargo build --release -p computing-node`",
+                path.display()
+            ),
+        ));
     }
     Ok(path)
 }
@@ -27,7 +29,7 @@ pub struct Children {
 
 impl Children {
     /// Starts `n` computing nodes on the node flags' domain and network.
-    pub fn spawn_computing(node: &NodeArgs, n: usize, extra: &[&str]) -> anyhow::Result<Self> {
+    pub fn spawn_computing(node: &NodeArgs, n: usize, extra: &[&str]) -> std::io::Result<Self> {
         let bin = computing_node_binary()?;
         let mut children = Vec::with_capacity(n);
         for i in 0..n {
@@ -37,7 +39,7 @@ impl Children {
                 .arg("--domain")
                 .arg(node.domain.to_string())
                 .arg("--network")
-                .arg(network_flag(node))
+                .arg(node.network_flag())
                 .args(extra)
                 .env(
                     "RUST_LOG",
@@ -47,22 +49,12 @@ impl Children {
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
-                .with_context(|| format!("cannot start {}", bin.display()))?;
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display()))
+                })?;
             children.push(child);
         }
         Ok(Self { children })
-    }
-}
-
-fn network_flag(node: &NodeArgs) -> String {
-    match &node.network {
-        amlip_core::dds::Network::All => "all".into(),
-        amlip_core::dds::Network::Localhost => "localhost".into(),
-        amlip_core::dds::Network::Only(ips) => ips
-            .iter()
-            .map(|ip| ip.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
     }
 }
 

@@ -4,22 +4,44 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amlip_core::cli::{self, NodeArgs};
-use amlip_core::prelude::*;
-use anyhow::{bail, Context};
 use serde_json::json;
 
-use crate::procs::Children;
+use super::procs::Children;
+use super::{size_arg, NodeArgs};
+use crate::cancel::CancelToken;
+use crate::error::Error;
+use crate::prelude::*;
 
+/// Why a benchmark stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Something measured went wrong (a wrong solution, nodes that never appeared...).
+    #[error("{0}")]
+    Failed(String),
+    /// Ctrl-C.
+    #[error("interrupted")]
+    Interrupted,
+    /// A node failed.
+    #[error(transparent)]
+    Node(#[from] Error),
+    /// Starting processes or writing results failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, BenchError>;
+
+macro_rules! fail {
+    ($($arg:tt)*) => { return Err(BenchError::Failed(format!($($arg)*))) };
+}
+
+/// `main-node bench` flags.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Payload sizes for round trips (job and solution both this size).
-    #[arg(long, value_delimiter = ',', default_value = "1KB,100KB,1MB,10MB,50MB", value_parser = cli::size_arg)]
+    #[arg(long, value_delimiter = ',', default_value = "1KB,100KB,1MB,10MB,50MB", value_parser = size_arg)]
     sizes: Vec<usize>,
 
     /// Measured round trips per size (after the warm-up).
@@ -51,7 +73,8 @@ pub struct BenchArgs {
     csv: Option<PathBuf>,
 }
 
-pub fn run(node: &NodeArgs, args: &BenchArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
+/// Runs the benchmark, printing tables as it goes.
+pub fn run(node: &NodeArgs, args: &BenchArgs, stop: &CancelToken) -> Result<()> {
     println!(
         "bench on domain {} (network {:?}{})",
         node.domain,
@@ -84,7 +107,7 @@ pub fn run(node: &NodeArgs, args: &BenchArgs, stop: &Receiver<()>) -> anyhow::Re
                 let s = main.request_job_solution(job, Duration::from_secs(120))?;
                 let e = t.elapsed();
                 if s.data.len() != size {
-                    bail!("solution of {} bytes for a {size}-byte job", s.data.len());
+                    fail!("solution of {} bytes for a {size}-byte job", s.data.len());
                 }
                 Ok(e)
             })?;
@@ -165,35 +188,35 @@ pub fn run(node: &NodeArgs, args: &BenchArgs, stop: &Receiver<()>) -> anyhow::Re
                 f("jobs_per_s")
             ));
         }
-        std::fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, csv)?;
         println!("results written to {}", path.display());
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&results)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&results).expect("json"))?;
         println!("\nresults written to {}", path.display());
     }
     Ok(())
 }
 
-fn check_stop(stop: &Receiver<()>) -> anyhow::Result<()> {
-    if stop.try_recv().is_ok() {
-        bail!("interrupted");
+fn check_stop(stop: &CancelToken) -> Result<()> {
+    if stop.is_cancelled() {
+        return Err(BenchError::Interrupted);
     }
     Ok(())
 }
 
-fn wait_for_nodes(main: &MainNode, n: usize, stop: &Receiver<()>) -> anyhow::Result<()> {
+fn wait_for_nodes(main: &MainNode, n: usize, stop: &CancelToken) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while main.stats().computing_nodes.len() < n {
-        check_stop(stop)?;
+        if stop.wait_timeout(Duration::from_millis(20)) {
+            return Err(BenchError::Interrupted);
+        }
         if Instant::now() > deadline {
-            bail!(
+            fail!(
                 "only {} of {n} computing nodes showed up within 30 s",
                 main.stats().computing_nodes.len()
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
 }
@@ -209,16 +232,13 @@ struct Timings {
     min: Duration,
 }
 
-fn measure(
-    args: &BenchArgs,
-    mut once: impl FnMut(usize) -> anyhow::Result<Duration>,
-) -> anyhow::Result<Timings> {
+fn measure(args: &BenchArgs, mut once: impl FnMut(usize) -> Result<Duration>) -> Result<Timings> {
     for i in 0..args.warmup {
         once(i)?;
     }
     let mut v = (0..args.jobs.max(1))
         .map(&mut once)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     v.sort();
     let pct = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
     Ok(Timings {
@@ -228,62 +248,38 @@ fn measure(
     })
 }
 
-fn throughput(
-    node: &NodeArgs,
-    n: usize,
-    jobs: usize,
-    stop: &Receiver<()>,
-) -> anyhow::Result<(f64, f64)> {
+fn throughput(node: &NodeArgs, n: usize, jobs: usize, stop: &CancelToken) -> Result<(f64, f64)> {
     let _computing = Children::spawn_computing(node, n, &[])?;
-    let done = Arc::new(AtomicU64::new(0));
-    let d = done.clone();
-    let main = AsyncMainNode::with_config(node.config("BenchMain"), move |s: Bytes, _t, _id| {
-        if s.len() == 16 {
-            d.fetch_add(1, Ordering::Relaxed);
+    let main = MainNode::with_config(node.config("BenchMain"))?;
+    wait_for_nodes(&main, n, stop)?;
+    let run = |count: usize| -> Result<f64> {
+        let mut batch = main
+            .batch()
+            .job_timeout(Duration::from_secs(120))
+            .cancel_on(stop);
+        let t = Instant::now();
+        for i in 0..count {
+            batch.submit(i, payload(16, i))?;
         }
-    })?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while main.stats().computing_nodes.len() < n {
+        for outcome in &mut batch {
+            match outcome.result {
+                Ok(s) if s.data[..] == payload(16, outcome.label).to_ascii_uppercase()[..] => {}
+                Ok(_) => fail!("tiny job {}: wrong solution", outcome.label),
+                Err(e) => fail!("tiny job {}: {e}", outcome.label),
+            }
+        }
         check_stop(stop)?;
-        if Instant::now() > deadline {
-            bail!(
-                "only {} of {n} computing nodes showed up",
-                main.stats().computing_nodes.len()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        Ok(t.elapsed().as_secs_f64())
+    };
     // Warm up every node's endpoints.
-    for _ in 0..(4 * n) {
-        main.request_job_solution(vec![b'w'; 16])?;
-    }
-    while done.load(Ordering::Relaxed) < (4 * n) as u64 {
-        check_stop(stop)?;
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    done.store(0, Ordering::Relaxed);
-    let t = Instant::now();
-    for i in 0..jobs {
-        main.request_job_solution(payload(16, i))?;
-    }
-    let limit = Duration::from_secs(120);
-    while done.load(Ordering::Relaxed) < jobs as u64 {
-        check_stop(stop)?;
-        if t.elapsed() > limit {
-            bail!(
-                "only {} of {jobs} tiny jobs solved in {limit:?}",
-                done.load(Ordering::Relaxed)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let secs = t.elapsed().as_secs_f64();
+    run(4 * n)?;
+    let secs = run(jobs)?;
     Ok((jobs as f64 / secs, secs))
 }
 
 /// Starts a computing-node process and a main node at the same moment and times one tiny job
 /// from then until its solution, `trials` times (each on a fresh domain-scoped pair).
-fn first_job(node: &NodeArgs, trials: usize, stop: &Receiver<()>) -> anyhow::Result<Vec<f64>> {
+fn first_job(node: &NodeArgs, trials: usize, stop: &CancelToken) -> Result<Vec<f64>> {
     let mut times = Vec::new();
     for _ in 0..trials {
         check_stop(stop)?;
@@ -293,11 +289,13 @@ fn first_job(node: &NodeArgs, trials: usize, stop: &Receiver<()>) -> anyhow::Res
         let s = main.request_job_solution(&b"first job"[..], Duration::from_secs(30))?;
         times.push(t.elapsed().as_secs_f64());
         if &s.data[..] != b"FIRST JOB" {
-            bail!("wrong solution to the first job");
+            fail!("wrong solution to the first job");
         }
         drop(main);
         // Let this pair leave the domain before the next starts.
-        std::thread::sleep(Duration::from_millis(300));
+        if stop.wait_timeout(Duration::from_millis(300)) {
+            return Err(BenchError::Interrupted);
+        }
     }
     Ok(times)
 }
@@ -309,8 +307,8 @@ struct TcpEcho {
 }
 
 impl TcpEcho {
-    fn start() -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    fn start() -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         std::thread::spawn(move || {
             if let Ok((mut s, _)) = listener.accept() {
@@ -336,7 +334,7 @@ impl TcpEcho {
         })
     }
 
-    fn round_trip(&self, data: &[u8]) -> anyhow::Result<Duration> {
+    fn round_trip(&self, data: &[u8]) -> Result<Duration> {
         let mut s = self.stream.lock().expect("tcp stream");
         let t = Instant::now();
         s.write_all(&(data.len() as u64).to_le_bytes())?;

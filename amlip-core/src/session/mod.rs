@@ -1,0 +1,249 @@
+//! Training sessions: workflows a main node runs over many jobs, as library types a binary or a
+//! user's program only configures.
+//!
+//! - [`Runner`]: runs batches of jobs for a session within one deadline, tells an
+//!   [`Observer`] what happens, stops on a [`CancelToken`], and fails with a
+//!   [`SessionError`] that names the jobs left.
+//! - [`FedAvg`]: federated averaging of any [`FedModel`](crate::kind::federated::FedModel)
+//!   over shards, round after round.
+//! - [`AmlShards`]: AML classifiers trained per shard, merged by union and calibrated on a
+//!   hold-out; [`MnistMlp`]: the 784-128-10 network by FedAvg. Both evaluate on a test set
+//!   and return a [`TrainReport`].
+//!
+//! A new workflow is a new type here that drives a `Runner`; data flows one way: session ->
+//! batch -> protocol -> a computing node's registry -> a kind -> a model, and back.
+
+mod aml;
+mod federated;
+mod mlp;
+mod report;
+
+use std::fmt::Display;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+pub use aml::AmlShards;
+pub use federated::{FedAvg, Round, ShardLabel, ShardUpdate};
+pub use mlp::MnistMlp;
+pub use report::{Row, Table, TrainReport, TrainedModel};
+
+use crate::batch::Event;
+use crate::cancel::CancelToken;
+use crate::error::{Error, JobError};
+use crate::node::MainNode;
+use crate::payload::PayloadError;
+use crate::wire::AmlipId;
+
+/// Why a session stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The cancel token was raised (Ctrl-C).
+    #[error("interrupted with {unsolved} of {total} jobs unsolved")]
+    Interrupted {
+        /// Jobs left.
+        unsolved: usize,
+        /// Jobs in the batch.
+        total: usize,
+    },
+    /// The session's deadline passed.
+    #[error("time is up with {unsolved} of {total} jobs unsolved{hint}: {jobs}")]
+    TimeUp {
+        /// Jobs left.
+        unsolved: usize,
+        /// Jobs in the batch.
+        total: usize,
+        /// What the main saw meanwhile.
+        hint: String,
+        /// The jobs left, named.
+        jobs: String,
+    },
+    /// A computing node answered a job with an error.
+    #[error("job {job} failed: {error}")]
+    JobFailed {
+        /// The job, named.
+        job: String,
+        /// What went wrong.
+        error: JobError,
+    },
+    /// A solution could not be read.
+    #[error("solution of {job}: {error}")]
+    BadSolution {
+        /// The job, named.
+        job: String,
+        /// What is wrong with it.
+        error: PayloadError,
+    },
+    /// The session cannot run as configured (no shards, empty data...).
+    #[error("{0}")]
+    Config(String),
+    /// The main node failed.
+    #[error(transparent)]
+    Node(#[from] Error),
+    /// A job could not be built.
+    #[error("cannot build a job: {0}")]
+    Payload(#[from] PayloadError),
+}
+
+/// Told what a session does: job events (labels as text) and notes (one line each).
+pub trait Observer {
+    /// A batch of `jobs` jobs was sent.
+    fn started(&mut self, _jobs: usize) {}
+    /// A job's event.
+    fn event(&mut self, _event: &Event<String>) {}
+    /// A line about the session's progress ("round 2/5: ...").
+    fn note(&mut self, _line: &str) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {}
+
+impl<T: Observer + ?Sized> Observer for &mut T {
+    fn started(&mut self, jobs: usize) {
+        (**self).started(jobs)
+    }
+    fn event(&mut self, event: &Event<String>) {
+        (**self).event(event)
+    }
+    fn note(&mut self, line: &str) {
+        (**self).note(line)
+    }
+}
+
+/// A job of a session, solved.
+#[derive(Debug, Clone)]
+pub struct Solved<L> {
+    /// The job's label.
+    pub label: L,
+    /// The solution's bytes.
+    pub solution: Bytes,
+    /// The computing node that solved it.
+    pub server: AmlipId,
+    /// From submission to solution.
+    pub seconds: f64,
+}
+
+/// Runs a session's batches on a main node, within one deadline.
+pub struct Runner<'a> {
+    main: &'a MainNode,
+    observer: Box<dyn Observer + 'a>,
+    deadline: Instant,
+    cancel: CancelToken,
+}
+
+impl<'a> Runner<'a> {
+    /// A runner on `main` with `timeout` for the whole session, telling nobody what happens.
+    pub fn new(main: &'a MainNode, timeout: Duration) -> Self {
+        Self {
+            main,
+            observer: Box::new(Silent),
+            deadline: Instant::now() + timeout,
+            cancel: CancelToken::new(),
+        }
+    }
+
+    /// Tells `observer` what happens (e.g. `&mut my_progress_view`).
+    pub fn observe(mut self, observer: impl Observer + 'a) -> Self {
+        self.observer = Box::new(observer);
+        self
+    }
+
+    /// Stops the session when `token` is raised.
+    pub fn cancel_on(mut self, token: &CancelToken) -> Self {
+        self.cancel = token.clone();
+        self
+    }
+
+    /// The main node.
+    pub fn main(&self) -> &MainNode {
+        self.main
+    }
+
+    /// Tells the observer a line about the session.
+    pub fn note(&mut self, line: &str) {
+        self.observer.note(line);
+    }
+
+    /// Waits until `n` computing nodes are known (0: no wait), within the deadline.
+    pub fn wait_for_nodes(&mut self, n: usize) -> Result<(), SessionError> {
+        while self.main.stats().computing_nodes.len() < n {
+            if self.cancel.wait_timeout(Duration::from_millis(20)) {
+                return Err(SessionError::Interrupted {
+                    unsolved: 0,
+                    total: 0,
+                });
+            }
+            if Instant::now() > self.deadline {
+                return Err(SessionError::Config(format!(
+                    "only {} of {n} computing nodes appeared on domain {}",
+                    self.main.stats().computing_nodes.len(),
+                    self.main.domain()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every job and waits for every solution, in the order they arrive. Fails at the
+    /// first job that fails, on cancellation, or when the session's time is up (naming the
+    /// jobs left); the jobs left are then cancelled.
+    pub fn run<L: Clone + Display>(
+        &mut self,
+        jobs: Vec<(L, Bytes)>,
+    ) -> Result<Vec<Solved<L>>, SessionError> {
+        let total = jobs.len();
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let mut batch = self
+            .main
+            .batch()
+            .job_timeout(remaining)
+            .cancel_on(&self.cancel);
+        for (label, data) in jobs {
+            batch.submit(label, data)?;
+        }
+        self.observer.started(total);
+        let mut done = Vec::with_capacity(total);
+        while let Some(event) = batch.next_event() {
+            self.observer.event(&event.clone().map(|l| l.to_string()));
+            let Event::Done(outcome) = event else {
+                continue;
+            };
+            let label = outcome.label;
+            match outcome.result {
+                Ok(s) => done.push(Solved {
+                    label,
+                    solution: s.data,
+                    server: s.server_id,
+                    seconds: outcome.elapsed.as_secs_f64(),
+                }),
+                Err(JobError::Cancelled { .. }) if self.cancel.is_cancelled() => {
+                    return Err(SessionError::Interrupted {
+                        unsolved: batch.pending() + 1,
+                        total,
+                    });
+                }
+                Err(JobError::Timeout { hint, .. }) => {
+                    let mut left = vec![label.to_string()];
+                    let unsolved = batch.pending() + 1;
+                    batch.cancel();
+                    left.extend(batch.by_ref().map(|o| o.label.to_string()));
+                    return Err(SessionError::TimeUp {
+                        unsolved,
+                        total,
+                        hint,
+                        jobs: left.join(", "),
+                    });
+                }
+                Err(error) => {
+                    return Err(SessionError::JobFailed {
+                        job: label.to_string(),
+                        error,
+                    })
+                }
+            }
+        }
+        Ok(done)
+    }
+}

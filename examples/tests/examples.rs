@@ -1,0 +1,62 @@
+//! Runs every example against real nodes, as a user would: the ones that start their own
+//! computing nodes on a domain of their own, the others against `computing-node` processes.
+
+use std::time::Duration;
+
+use amlip_testkit::{binary, domain, example, Domain, Proc};
+
+/// Runs example `name` on `domain` and returns its output; fails if it fails.
+fn run(name: &str, domain: &Domain) -> String {
+    let d = domain.arg();
+    let mut p = Proc::spawn(name, example(name), &["--domain", &d], &[]);
+    let status = p
+        .wait_exit(Duration::from_secs(600))
+        .unwrap_or_else(|| panic!("{name} still running after 10 minutes:\n{}", p.output()));
+    let out = p.output();
+    assert!(status.success(), "{name} failed:\n{out}");
+    out
+}
+
+#[test]
+fn custom_kind() {
+    let out = run("custom_kind", &domain());
+    assert!(out.contains("9 words in"), "{out}");
+}
+
+#[test]
+fn federated_model() {
+    let out = run("federated_model", &domain());
+    let rounds: Vec<f64> = out
+        .lines()
+        .filter_map(|l| l.split("test accuracy ").nth(1)?.trim().parse().ok())
+        .collect();
+    assert_eq!(rounds.len(), 3, "{out}");
+    assert!(rounds[2] > 0.88, "{out}");
+}
+
+#[test]
+fn examples_against_computing_node_processes() {
+    let d = domain();
+    let _nodes: Vec<Proc> = (0..2)
+        .map(|i| {
+            let name = format!("C{i}");
+            let args = [
+                "--name",
+                &name,
+                "--domain",
+                &d.arg(),
+                "--network",
+                "localhost",
+            ];
+            Proc::spawn(&name, binary("computing-node"), &args, &[])
+        })
+        .collect();
+    let out = run("status_watcher", &d);
+    assert!(out.contains("a computing node is on the domain"), "{out}");
+    let out = run("sync_main", &d);
+    assert!(out.contains("hello -> HELLO"), "{out}");
+    let out = run("async_main", &d);
+    assert_eq!(out.matches(" -> ").count(), 4, "{out}");
+    let out = run("batch_progress", &d);
+    assert_eq!(out.matches(" atoms in ").count(), 6, "{out}");
+}
