@@ -15,8 +15,9 @@ nodes=${1:-3}
 echo "== building (release) =="
 cargo build --release --workspace --quiet
 
-# A domain nobody else on this host is likely using (AML-IP's default is 166).
-domain=$(( 10 + RANDOM % 90 ))
+# A domain no test or other script on this host is using.
+source scripts/lease-domain.sh
+lease_domain
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM

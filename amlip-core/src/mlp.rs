@@ -10,26 +10,34 @@ use multiversion::multiversion;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
 
 /// Weights and biases of a one-hidden-layer network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mlp {
     /// (inputs, hidden)
     pub w1: Array2<f32>,
+    /// Hidden biases.
     pub b1: Array1<f32>,
     /// (hidden, classes)
     pub w2: Array2<f32>,
+    /// Output biases.
     pub b2: Array1<f32>,
 }
 
 /// How to train.
 #[derive(Debug, Clone)]
 pub struct SgdParams {
+    /// Passes over the data.
     pub epochs: usize,
+    /// Mini-batch size.
     pub batch: usize,
+    /// Step size.
     pub learning_rate: f32,
+    /// Momentum, in [0, 1).
     pub momentum: f32,
+    /// Seed of the shuffling.
     pub seed: u64,
 }
 
@@ -72,10 +80,12 @@ impl SparseImages {
         Self { ptr, idx, val }
     }
 
+    /// Images.
     pub fn len(&self) -> usize {
         self.ptr.len() - 1
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -97,18 +107,12 @@ impl Mlp {
     /// He-initialised weights, zero biases.
     pub fn new(inputs: usize, hidden: usize, classes: usize, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let normal = |fan_in: usize| {
-            let std = (2.0 / fan_in as f32).sqrt();
-            move |rng: &mut StdRng| {
-                // Box-Muller: a standard normal from two uniforms.
-                let (u1, u2): (f32, f32) = (rng.random::<f32>().max(1e-7), rng.random());
-                std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
-            }
+        let he = |fan_in: usize| {
+            Normal::new(0.0, (2.0 / fan_in.max(1) as f32).sqrt()).expect("a finite deviation")
         };
-        let n1 = normal(inputs);
-        let w1 = Array2::from_shape_simple_fn((inputs, hidden), || n1(&mut rng));
-        let n2 = normal(hidden);
-        let w2 = Array2::from_shape_simple_fn((hidden, classes), || n2(&mut rng));
+        let (n1, n2) = (he(inputs), he(hidden));
+        let w1 = Array2::from_shape_simple_fn((inputs, hidden), || n1.sample(&mut rng));
+        let w2 = Array2::from_shape_simple_fn((hidden, classes), || n2.sample(&mut rng));
         Self {
             w1,
             b1: Array1::zeros(hidden),
@@ -122,14 +126,17 @@ impl Mlp {
         Self::new(784, 128, 10, seed)
     }
 
+    /// Input features.
     pub fn inputs(&self) -> usize {
         self.w1.nrows()
     }
 
+    /// Hidden units.
     pub fn hidden(&self) -> usize {
         self.w1.ncols()
     }
 
+    /// Output classes.
     pub fn classes(&self) -> usize {
         self.w2.ncols()
     }

@@ -60,3 +60,15 @@ fn examples_against_computing_node_processes() {
     let out = run("batch_progress", &d);
     assert_eq!(out.matches(" atoms in ").count(), 6, "{out}");
 }
+
+/// The README shows the Python example verbatim (CI runs the file with scripts/python-job.sh).
+#[test]
+fn the_readme_shows_the_python_example_as_it_is() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let python = std::fs::read_to_string(root.join("examples/python/mlp_job.py")).unwrap();
+    assert!(
+        readme.contains(&format!("```python\n{python}```")),
+        "README.md must show examples/python/mlp_job.py as it is"
+    );
+}

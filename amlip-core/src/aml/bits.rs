@@ -50,7 +50,7 @@ impl Bits {
         let mut b = Self::new(len);
         let words = b.words_mut();
         words.fill(u64::MAX);
-        if len % 64 != 0 {
+        if !len.is_multiple_of(64) {
             if let Some(last) = words.last_mut() {
                 *last = (1u64 << (len % 64)) - 1;
             }
@@ -58,26 +58,32 @@ impl Bits {
         b
     }
 
+    /// Bits in the set (set or not).
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether it has no bits at all.
     pub fn is_empty(&self) -> bool {
         self.words().iter().all(|w| *w == 0)
     }
 
+    /// Sets bit `i`.
     pub fn set(&mut self, i: usize) {
         self.0.set(i, true);
     }
 
+    /// Clears bit `i`.
     pub fn clear(&mut self, i: usize) {
         self.0.set(i, false);
     }
 
+    /// Whether bit `i` is set.
     pub fn contains(&self, i: usize) -> bool {
         self.0.get(i).is_some_and(|b| *b)
     }
 
+    /// How many bits are set.
     pub fn count(&self) -> usize {
         self.words().iter().map(|w| w.count_ones() as usize).sum()
     }
@@ -101,6 +107,7 @@ impl Bits {
     }
 
     #[inline]
+    /// Whether no bit is set in both.
     pub fn is_disjoint(&self, other: &Bits) -> bool {
         !self.intersects(other)
     }
@@ -113,12 +120,14 @@ impl Bits {
             .all(|(a, b)| a & !b == 0)
     }
 
+    /// Sets every bit set in `other`.
     pub fn union_with(&mut self, other: &Bits) {
         for (a, b) in self.words_mut().iter_mut().zip(other.words()) {
             *a |= b;
         }
     }
 
+    /// Clears every bit not set in `other`.
     pub fn intersect_with(&mut self, other: &Bits) {
         for (a, b) in self.words_mut().iter_mut().zip(other.words()) {
             *a &= b;
@@ -132,6 +141,7 @@ impl Bits {
         }
     }
 
+    /// The bits set in either.
     pub fn union(&self, other: &Bits) -> Bits {
         let mut u = self.clone();
         u.union_with(other);

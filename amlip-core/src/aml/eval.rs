@@ -8,10 +8,14 @@ use serde::{Deserialize, Serialize};
 /// Confusion counts and the rates derived from them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// True positives.
     pub tp: usize,
+    /// False positives.
     pub fp: usize,
+    /// True negatives.
     pub tn: usize,
     #[serde(rename = "fn")]
+    /// False negatives.
     pub fn_: usize,
 }
 
@@ -36,10 +40,12 @@ impl Metrics {
         Self::from_predictions(&predicted, truth)
     }
 
+    /// Examples counted.
     pub fn total(&self) -> usize {
         self.tp + self.fp + self.tn + self.fn_
     }
 
+    /// Fraction classified right.
     pub fn accuracy(&self) -> f64 {
         ratio(self.tp + self.tn, self.total())
     }
@@ -54,6 +60,7 @@ impl Metrics {
         ratio(self.tn, self.tn + self.fp)
     }
 
+    /// Mean of recall and specificity.
     pub fn balanced_accuracy(&self) -> f64 {
         (self.recall() + self.specificity()) / 2.0
     }
@@ -201,10 +208,33 @@ mod tests {
 
     #[test]
     fn cutoff_trades_off_balanced() {
-        // 10 negatives at 0 misses and 10 positives at 0: nothing separates; cutoff 1 keeps 0.5.
-        let misses = [0u32; 20];
+        // Overlapping classes: no cutoff is perfect, and the best balance is neither the most
+        // permissive nor the strictest one.
+        let pos = [0u32, 0, 1, 1, 2, 2, 3, 4];
+        let neg = [1u32, 2, 3, 3, 4, 4, 5, 6, 6, 7];
+        let misses: Vec<u32> = pos.iter().chain(&neg).copied().collect();
+        let truth: Vec<bool> = (0..misses.len()).map(|i| i < pos.len()).collect();
+        let balanced = |c: u32| Metrics::from_misses(&misses, &truth, c).balanced_accuracy();
+        // Exhaustively: the first cutoff with the highest balanced accuracy.
+        let mut expected = 1;
+        for c in 1..=9 {
+            if balanced(c) > balanced(expected) + 1e-12 {
+                expected = c;
+            }
+        }
+        let (c, m) = best_cutoff(&misses, &truth);
+        assert_eq!(c, expected);
+        assert_eq!(m.balanced_accuracy(), balanced(expected));
+        assert!(c > 1 && c < 9, "an interior trade-off: {c}");
+        assert!(m.balanced_accuracy() < 1.0 && m.balanced_accuracy() > balanced(1));
+        assert!(m.balanced_accuracy() > balanced(9));
+    }
+
+    #[test]
+    fn inseparable_examples_keep_the_smallest_cutoff() {
+        let misses = [2u32; 20];
         let truth: Vec<bool> = (0..20).map(|i| i < 10).collect();
-        let (_, m) = best_cutoff(&misses, &truth);
-        assert_eq!(m.balanced_accuracy(), 0.5);
+        let (c, m) = best_cutoff(&misses, &truth);
+        assert_eq!((c, m.balanced_accuracy()), (1, 0.5));
     }
 }

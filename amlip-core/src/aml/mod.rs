@@ -31,11 +31,17 @@ pub use train::{BatchReport, TrainConfig, Trainer};
 /// What to train: "is it `digit`?" on `batches` batches of `positives` + `negatives` images.
 #[derive(Debug, Clone)]
 pub struct DigitParams {
+    /// The class to recognise.
     pub digit: u8,
+    /// Training batches.
     pub batches: usize,
+    /// Positive examples per batch.
     pub positives: usize,
+    /// Negative examples per batch.
     pub negatives: usize,
+    /// Seed of the batch sampling and the training.
     pub seed: u64,
+    /// How the trainer works.
     pub config: TrainConfig,
 }
 
@@ -211,29 +217,48 @@ mod tests {
     }
 
     #[test]
-    fn atom_union_is_the_union_of_upper_segments() {
-        let a = Atom {
-            ucs: Bits::from_ones(9, [0, 8]),
-            epoch: 1,
-            gen: 1,
+    fn merge_is_the_union_of_atoms_keyed_by_upper_segment() {
+        let atom = |ones: &[usize], epoch, gen| Atom {
+            ucs: Bits::from_ones(9, ones.iter().copied()),
+            epoch,
+            gen,
         };
-        let b = Atom {
-            ucs: Bits::from_ones(9, [3, 5]),
-            epoch: 2,
-            gen: 1,
+        let model = |atoms, cutoff| Model {
+            n_constants: 9,
+            v: 8,
+            atoms,
+            cutoff,
         };
-        let u = a.ucs.union(&b.ucs);
-        assert_eq!(u.iter_ones().collect::<Vec<_>>(), vec![0, 3, 5, 8]);
-        // A term meets the union iff it meets either atom.
+        let m1 = model(vec![atom(&[0, 8], 1, 1), atom(&[3, 8], 2, 1)], Some(2));
+        let m2 = model(vec![atom(&[0, 8], 3, 4), atom(&[5, 8], 1, 2)], None);
+        let m = Model::merge([&m1, &m2]);
+        assert_eq!(m.len(), 3, "the shared upper segment appears once");
+        let shared = m
+            .atoms
+            .iter()
+            .find(|a| a.ucs == Bits::from_ones(9, [0, 8]))
+            .expect("the shared atom");
+        assert_eq!(
+            (shared.epoch, shared.gen),
+            (1, 4),
+            "minimum epoch, maximum gen"
+        );
+        assert_eq!(m.cutoff, None, "a merged model must be calibrated again");
+        // A term misses an atom of the union iff a shard's model has that atom and the term
+        // misses it there.
         for t in [
             img([true, false, false, false]),
-            img([false, false, false, true]),
+            img([false, true, false, true]),
             img([false; 4]),
         ] {
-            assert_eq!(
-                u.intersects(&t),
-                a.ucs.intersects(&t) || b.ucs.intersects(&t)
-            );
+            let missed: std::collections::HashSet<&Bits> = m1
+                .atoms
+                .iter()
+                .chain(&m2.atoms)
+                .filter(|a| a.ucs.is_disjoint(&t))
+                .map(|a| &a.ucs)
+                .collect();
+            assert_eq!(m.misses(&t) as usize, missed.len());
         }
     }
 

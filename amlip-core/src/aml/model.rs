@@ -5,6 +5,7 @@
 //! image's *misses* are the atoms it fails (atoms whose upper segment does not meet the image);
 //! the model answers "is the digit" when misses < cutoff.
 
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 use integer_encoding::VarInt;
@@ -15,6 +16,7 @@ use super::bits::Bits;
 /// One atom: its upper constant segment and bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Atom {
+    /// Upper constant segment: the constants the atom is below.
     pub ucs: Bits,
     /// Crossing operations done when the atom was made.
     pub epoch: u64,
@@ -26,17 +28,21 @@ pub struct Atom {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
     #[error("model JSON: {0}")]
+    /// The JSON form is wrong.
     Json(String),
     #[error("binary model: {0}")]
+    /// The binary form is wrong.
     Binary(String),
 }
 
 /// A binary classifier ("is it digit d?").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
+    /// Constants of the embedding.
     pub n_constants: usize,
     /// The class constant.
     pub v: usize,
+    /// The atoms; a term is positive when it misses fewer than the cutoff.
     pub atoms: Vec<Atom>,
     /// Predict positive iff misses < cutoff. `None` until calibrated.
     pub cutoff: Option<u32>,
@@ -46,6 +52,7 @@ const BINARY_MAGIC: &[u8; 4] = b"AMLM";
 const BINARY_VERSION: u16 = 1;
 
 impl Model {
+    /// A model with no atoms.
     pub fn empty(n_constants: usize, v: usize) -> Self {
         Model {
             n_constants,
@@ -55,10 +62,12 @@ impl Model {
         }
     }
 
+    /// Atoms.
     pub fn len(&self) -> usize {
         self.atoms.len()
     }
 
+    /// Whether it has no atoms.
     pub fn is_empty(&self) -> bool {
         self.atoms.is_empty()
     }
@@ -73,20 +82,7 @@ impl Model {
 
     /// Misses of many terms, on all cores.
     pub fn misses_many(&self, terms: &[Bits]) -> Vec<u32> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = terms.len().div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = terms
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || part.iter().map(|t| self.misses(t)).collect::<Vec<_>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("misses worker"))
-                .collect()
-        })
+        terms.par_iter().map(|t| self.misses(t)).collect()
     }
 
     /// The prediction for `term` (cutoff 1 if not calibrated: no atom may be missed).

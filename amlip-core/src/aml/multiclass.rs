@@ -4,6 +4,7 @@
 //! below 1 means "this model says yes".
 
 use ndarray::{ArrayView1, ArrayView2};
+use rayon::prelude::*;
 
 use super::bits::Bits;
 use super::embedding;
@@ -12,6 +13,7 @@ use super::model::Model;
 /// Ten binary models, one per digit, each calibrated.
 #[derive(Debug, Clone)]
 pub struct OneVsRest {
+    /// One binary model per class, in class order.
     pub models: Vec<Model>,
 }
 
@@ -35,19 +37,7 @@ impl OneVsRest {
     /// Predictions for many images, on all cores.
     pub fn predict_images(&self, images: ArrayView2<'_, u8>) -> Vec<u8> {
         let terms = embedding::terms(images);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = terms.len().div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            let hs: Vec<_> = terms
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || part.iter().map(|t| self.predict(t)).collect::<Vec<_>>())
-                })
-                .collect();
-            hs.into_iter()
-                .flat_map(|h| h.join().expect("predict worker"))
-                .collect()
-        })
+        terms.par_iter().map(|t| self.predict(t)).collect()
     }
 
     /// Fraction of images classified correctly.

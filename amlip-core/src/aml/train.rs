@@ -47,7 +47,9 @@ impl Default for TrainConfig {
 pub struct BatchReport {
     /// 1-based batch number.
     pub batch: u32,
+    /// Positive examples in the batch.
     pub positives: usize,
+    /// Negative examples in the batch.
     pub negatives: usize,
     /// Negatives dropped because an example had the very same image.
     pub inconsistent: usize,
@@ -57,8 +59,11 @@ pub struct BatchReport {
     pub kept_indicators: usize,
     /// Atoms crossed (discriminants of positives).
     pub crossed: usize,
+    /// Atoms of the master model after the batch.
     pub master_atoms: usize,
+    /// Atoms of the union model after the batch.
     pub union_atoms: usize,
+    /// Time the batch took.
     pub seconds: f64,
 }
 

@@ -6,7 +6,7 @@
 //! - [`progress`]: an [`Observer`](crate::session::Observer) drawing a progress bar and what
 //!   each computing node is doing.
 //! - [`procs`]: `computing-node` processes a main starts itself (bench, demo).
-//! - [`bench`]: job round trips and throughput against TCP on loopback.
+//! - [`bench`](mod@bench): job round trips and throughput against TCP on loopback.
 
 pub mod bench;
 pub mod procs;

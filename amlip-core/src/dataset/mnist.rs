@@ -20,38 +20,70 @@ const LABELS_MAGIC: u32 = 2049;
 /// Why a data set could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
+    /// A file could not be read.
     #[error("{path}: cannot read: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A `.gz` file is not gzip.
     #[error("{path}: not a valid gzip stream: {source}")]
     Gzip {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// Not an IDX file of the expected kind.
     #[error("{path}: magic number {found} (expected {expected}: {what})")]
     Magic {
+        /// The file.
         path: PathBuf,
+        /// Its magic number.
         found: u32,
+        /// The one expected.
         expected: u32,
+        /// What that one means.
         what: &'static str,
     },
+    /// Shorter than its header says.
     #[error("{path}: truncated: {what}")]
-    Truncated { path: PathBuf, what: String },
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What is missing.
+        what: String,
+    },
+    /// Anything else wrong with its contents.
     #[error("{path}: {what}")]
-    Invalid { path: PathBuf, what: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A file of the set is not there.
     #[error("no {which} file in {dir} (looked for {tried})")]
     Missing {
+        /// The directory.
         dir: PathBuf,
+        /// Which file.
         which: String,
+        /// The names tried.
         tried: String,
     },
+    /// Images and labels do not pair up.
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
     CountMismatch {
+        /// The images file.
         images: PathBuf,
+        /// Images in it.
         n_images: usize,
+        /// The labels file.
         labels: PathBuf,
+        /// Labels in it.
         n_labels: usize,
     },
 }
@@ -76,7 +108,7 @@ impl Mnist {
         self.labels.is_empty()
     }
 
-    /// The set as a payload's tensors: `images` U8 [n, 784] and `labels` U8 [n] (e.g. a
+    /// The set as a payload's tensors: `images` U8 `[n, 784]` and `labels` U8 `[n]` (e.g. a
     /// shard for [`FedAvg::shard`](crate::session::FedAvg::shard)).
     pub fn to_payload(&self) -> crate::payload::Payload {
         use crate::payload::{Payload, Tensor};

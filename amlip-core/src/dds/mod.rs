@@ -2,7 +2,7 @@
 //! of [`qos::Profile`], and typed readers/writers that encode and decode with [`crate::wire`].
 
 pub mod qos;
-pub mod raw;
+pub(crate) mod raw;
 pub mod topics;
 
 use std::collections::{BTreeMap, HashMap};
@@ -67,12 +67,25 @@ impl std::str::FromStr for Network {
 /// A DDS operation that failed, naming what it was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum DdsError {
+    /// The domain id's ports would not fit.
     #[error("domain {0} is out of range (0..={MAX_DOMAIN})")]
     Domain(u16),
+    /// A participant, topic, reader or writer could not be created.
     #[error("cannot create DDS {what}: {reason}")]
-    Create { what: String, reason: String },
+    Create {
+        /// What.
+        what: String,
+        /// Why, as rustdds says.
+        reason: String,
+    },
+    /// A write failed.
     #[error("cannot write to {topic}: {reason}")]
-    Write { topic: String, reason: String },
+    Write {
+        /// The topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// When a sample was written, by its writer's clock (DDS source timestamp). Comparable between
@@ -316,6 +329,7 @@ pub struct RawWriter {
 }
 
 impl RawWriter {
+    /// The topic.
     pub fn topic(&self) -> &str {
         &self.topic
     }
@@ -362,10 +376,12 @@ pub struct Writer<T> {
 }
 
 impl<T: WireType> Writer<T> {
+    /// The topic.
     pub fn topic(&self) -> &str {
         self.raw.topic()
     }
 
+    /// Writes one sample.
     pub async fn write(&self, msg: &T) -> Result<(), DdsError> {
         self.raw.write_body(Bytes::from(msg.encode())).await
     }

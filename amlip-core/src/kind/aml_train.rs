@@ -2,8 +2,8 @@
 //!
 //! | | parameters | tensors |
 //! |---|---|---|
-//! | job | [`AmlTrainParams`] | `images` U8 [n, 784], `labels` U8/I32/I64 [n] |
-//! | solution | [`AmlModelInfo`] | `model` U8 [len]: the model's binary form ([`Model::to_bytes`]) |
+//! | job | [`AmlTrainParams`] | `images` U8 `[n, 784]`, `labels` U8/I32/I64 `[n]` |
+//! | solution | [`AmlModelInfo`] | `model` U8 `[len]`: the model's binary form ([`Model::to_bytes`]) |
 
 use std::time::{Duration, Instant};
 
@@ -75,7 +75,7 @@ pub struct AmlModelSolution {
     pub model: Model,
 }
 
-/// Reads a shard's images ([n, 784] bytes) and digit labels from a payload.
+/// Reads a shard's images (`[n, 784]` bytes) and digit labels from a payload.
 pub(crate) fn read_images(p: &Payload) -> Result<(Array2<u8>, Array1<u8>), PayloadError> {
     let (shape, img) = p.u8s("images", &[None, Some(PIXELS)])?;
     let n = shape[0];

@@ -3,7 +3,7 @@
 //!
 //! | | parameters | tensors |
 //! |---|---|---|
-//! | job | [`FedRound`](super::federated::FedRound) fields and [`MlpHyper`] | `images` U8 [n, inputs], `labels` U8/I32/I64 [n], `w1` F32 [inputs, hidden], `b1` [hidden], `w2` [hidden, classes], `b2` [classes] |
+//! | job | [`FedRound`](super::federated::FedRound) fields and [`MlpHyper`] | `images` U8 `[n, inputs]`, `labels` U8/I32/I64 `[n]`, `w1` F32 `[inputs, hidden]`, `b1` `[hidden]`, `w2` `[hidden, classes]`, `b2` `[classes]` |
 //! | solution | [`FedUpdate`](super::federated::FedUpdate) | `w1`, `b1`, `w2`, `b2` |
 
 use ndarray::{Array1, Array2};
@@ -79,7 +79,7 @@ pub fn kind() -> FedKind<MlpTraining> {
 }
 
 /// One `mlp_train` job outside a FedAvg session (round 1 of one shard): train `net` on
-/// `images` ([n, inputs] bytes) and `labels` as `hyper` says.
+/// `images` (`[n, inputs]` bytes) and `labels` as `hyper` says.
 pub fn job(
     net: &Mlp,
     images: &Array2<u8>,

@@ -12,7 +12,9 @@ use super::WireError;
 /// Byte order of a serialized payload, from its encapsulation header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByteOrder {
+    /// Little endian (CDR_LE), what amlip writes.
     Little,
+    /// Big endian (CDR_BE).
     Big,
 }
 

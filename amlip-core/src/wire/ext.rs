@@ -59,10 +59,15 @@ impl JobPhase {
 /// One job a computing node holds, with its progress (`done` of `total` steps, 0/0 if unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobProgress {
+    /// The job's main.
     pub client_id: AmlipId,
+    /// The job's task id.
     pub task_id: TaskId,
+    /// What the node does with it.
     pub phase: JobPhase,
+    /// Steps done, as the job reports.
     pub done: u32,
+    /// Steps in all.
     pub total: u32,
 }
 
@@ -73,15 +78,21 @@ pub struct JobProgress {
 /// the `jobs` list is how it knows the node still has the job it was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeInfo {
+    /// The node.
     pub id: AmlipId,
+    /// Extension version.
     pub version: u32,
+    /// The node's kind.
     pub kind: NodeKind,
+    /// The node's state.
     pub state: NodeState,
+    /// Feature bits (FEATURE_*).
     pub features: u32,
     /// Largest chunk this node sends or accepts, in bytes.
     pub chunk_size: u32,
     /// Bytes a sender may have in flight to this node before it grants more.
     pub window: u32,
+    /// Heartbeat period.
     pub heartbeat_ms: u32,
     /// Computing nodes: the jobs this node holds.
     pub jobs: Vec<JobProgress>,
@@ -98,6 +109,7 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
+    /// Whether large payloads may go to this node as a chunk stream.
     pub fn supports_stream(&self) -> bool {
         self.version == EXTENSION_VERSION && self.features & FEATURE_STREAM != 0
     }
@@ -106,7 +118,9 @@ impl NodeInfo {
 /// What a transfer carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkKind {
+    /// A job, main to computing node.
     Job,
+    /// A solution, computing node to main.
     Solution,
 }
 
@@ -115,15 +129,23 @@ pub enum ChunkKind {
 /// Every chunk repeats the job header, so a receiver never depends on having kept the first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
+    /// The node sending the stream.
     pub sender_id: AmlipId,
     /// Unique per sender for its lifetime.
     pub transfer_id: u64,
+    /// The whole payload's length.
     pub total_len: u64,
+    /// This chunk's offset in the payload.
     pub offset: u64,
+    /// Job or solution.
     pub kind: ChunkKind,
+    /// The job's main.
     pub client_id: AmlipId,
+    /// The job's task id.
     pub task_id: TaskId,
+    /// The computing node.
     pub server_id: AmlipId,
+    /// This chunk's bytes.
     pub data: Bytes,
 }
 
@@ -141,9 +163,13 @@ pub enum CreditStatus {
 /// `amlipx::credit` on `amlipx/credit_<senderId>`: flow control for a transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credit {
+    /// The node receiving the stream.
     pub receiver_id: AmlipId,
+    /// The transfer.
     pub transfer_id: u64,
+    /// Bytes received in order so far.
     pub received: u64,
+    /// Whether the receiver goes on.
     pub status: CreditStatus,
 }
 

@@ -18,16 +18,27 @@ const MAX_WIRE_NAME_LEN: usize = 200;
 /// Why a node name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
+    /// No name.
     #[error("node name is empty")]
     Empty,
+    /// Longer than AML-IP allows.
     #[error("node name {name:?} is {len} bytes; AML-IP allows at most {max}")]
     TooLong {
+        /// The name.
         name: String,
+        /// Its length.
         len: usize,
+        /// The limit.
         max: usize,
     },
+    /// A character topic names cannot hold.
     #[error("node name {name:?} has {bad:?}; only [0-9A-Za-z_.] are allowed (it becomes part of DDS topic names)")]
-    BadChar { name: String, bad: char },
+    BadChar {
+        /// The name.
+        name: String,
+        /// The character.
+        bad: char,
+    },
 }
 
 /// Identity of a node: its name and 4 random bytes drawn when the node starts.
@@ -60,10 +71,12 @@ impl AmlipId {
         })
     }
 
+    /// The name part.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The 4 random bytes.
     pub fn suffix(&self) -> [u8; 4] {
         self.suffix
     }

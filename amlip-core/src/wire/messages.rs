@@ -8,7 +8,9 @@ use super::{AmlipId, TaskId, WireError, WireType};
 /// `amlip::ms_request`: a main asks who is available for task `task_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MsRequest {
+    /// The main.
     pub client_id: AmlipId,
+    /// The main's task id.
     pub task_id: TaskId,
 }
 
@@ -16,16 +18,22 @@ pub struct MsRequest {
 /// or a main names the chosen computing node (`job_task_target`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MsReference {
+    /// The main.
     pub client_id: AmlipId,
+    /// The main's task id.
     pub task_id: TaskId,
+    /// The computing node.
     pub server_id: AmlipId,
 }
 
 /// `amlip::ms_data_GENERIC`: a job (main to computing) or a solution (computing to main).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MsData {
+    /// The main.
     pub client_id: AmlipId,
+    /// The main's task id.
     pub task_id: TaskId,
+    /// The computing node.
     pub server_id: AmlipId,
     /// The GENERIC payload. On decode this is a zero-copy slice of the received sample.
     pub data: Bytes,
@@ -34,33 +42,51 @@ pub struct MsData {
 /// `amlip::status`: what a node is and whether it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
+    /// The node.
     pub id: AmlipId,
+    /// What it is.
     pub node_kind: NodeKind,
+    /// How it is.
     pub state: NodeState,
 }
 
 /// `amlip::AMLIP-MODEL-STATISTICS`: a model sender's statistics blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelStatistics {
+    /// The model.
     pub name: String,
+    /// The computing node.
     pub server_id: AmlipId,
+    /// The payload.
     pub data: Bytes,
 }
 
 /// AML-IP's node kinds, with their wire numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NodeKind {
+    /// Not said.
     Undetermined,
+    /// A discovery server.
     Discovery,
+    /// A DDS router agent.
     Agent,
+    /// Sends jobs.
     Main,
+    /// Computes jobs.
     Computing,
+    /// Watches nodes' status.
     Status,
+    /// A meta node.
     Meta,
+    /// Sends inference data.
     Edge,
+    /// Computes inferences.
     Inference,
+    /// Requests models.
     ModelReceiver,
+    /// Hands models over.
     ModelSender,
+    /// A FIWARE bridge.
     Fiware,
     /// A number AML-IP v0.3 does not define; kept so newer peers are not rejected.
     Other(u32),
@@ -69,10 +95,15 @@ pub enum NodeKind {
 /// AML-IP's node states, with their wire numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NodeState {
+    /// Not said.
     Unknown,
+    /// Working.
     Running,
+    /// Up, but taking no work.
     Stopped,
+    /// Gone.
     Dropped,
+    /// A value this build does not know.
     Other(u32),
 }
 
@@ -92,6 +123,7 @@ const KINDS: [NodeKind; 12] = [
 ];
 
 impl NodeKind {
+    /// The wire value.
     pub fn to_u32(self) -> u32 {
         match self {
             NodeKind::Other(n) => n,
@@ -99,12 +131,14 @@ impl NodeKind {
         }
     }
 
+    /// From the wire value.
     pub fn from_u32(n: u32) -> Self {
         KINDS.get(n as usize).copied().unwrap_or(NodeKind::Other(n))
     }
 }
 
 impl NodeState {
+    /// The wire value.
     pub fn to_u32(self) -> u32 {
         match self {
             NodeState::Unknown => 0,
@@ -115,6 +149,7 @@ impl NodeState {
         }
     }
 
+    /// From the wire value.
     pub fn from_u32(n: u32) -> Self {
         match n {
             0 => NodeState::Unknown,

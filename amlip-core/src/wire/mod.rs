@@ -5,7 +5,7 @@
 //! after the 4-byte encapsulation header) and its byte order; we hand back a body to send.
 //! `idl/` describes the same layouts.
 
-pub mod cdr;
+pub(crate) mod cdr;
 pub mod ext;
 pub mod id;
 pub mod messages;
@@ -19,16 +19,28 @@ pub use messages::{ModelStatistics, MsData, MsReference, MsRequest, NodeKind, No
 /// Why a sample's bytes could not be decoded. Always names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
+    /// The sample ends inside a field.
     #[error("truncated sample: field `{field}` needs {needed} bytes, {available} left")]
     Truncated {
+        /// The field.
         field: &'static str,
+        /// Bytes it needs.
         needed: usize,
+        /// Bytes left.
         available: usize,
     },
+    /// A field's value is not allowed.
     #[error("invalid field `{field}`: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Not plain CDR.
     #[error("unsupported encapsulation {0:02x?} (expected plain CDR 00 00 or 00 01)")]
     Encapsulation([u8; 2]),
+    /// Not even the encapsulation header.
     #[error("sample shorter than the 4-byte encapsulation header")]
     NoHeader,
 }

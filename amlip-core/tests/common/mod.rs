@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use amlip_core::prelude::*;
+#[allow(unused_imports)] // not every test file waits
 pub use amlip_testkit::{domain, wait_until, Domain};
 
 pub fn init_logs() {

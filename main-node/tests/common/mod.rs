@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-pub use amlip_testkit::{domain, wait_until, Domain, Proc};
+pub use amlip_testkit::{domain, Domain, Proc};
 
 pub fn main_node() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_main-node"))
