@@ -120,6 +120,13 @@ pub fn run(node: &NodeArgs, args: &JobsArgs, stop: &CancelToken) -> anyhow::Resu
                 }
             }
         }
+        if stop.is_cancelled() {
+            bail!(
+                "interrupted after {} of {} jobs",
+                times.len(),
+                count * args.batches
+            );
+        }
         if args.batches > 1 {
             println!(
                 "batch {b} done in {:.3} s",
