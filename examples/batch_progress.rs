@@ -63,6 +63,7 @@ fn main() -> Result<(), BoxError> {
                 bars.println(format!("digit {label} re-sent: {reason}"))?
             }
             Event::Waiting(w) => bars.println(w.to_string())?,
+            Event::Sent { .. } => {}
             Event::Done(outcome) => {
                 let solution = outcome.result?;
                 let model = read_solution::<AmlTrain>(&solution.data)?;

@@ -24,7 +24,7 @@
 //! [`CancelToken`] it watches) cancels its unfinished jobs; each then ends as
 //! [`JobError::Cancelled`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,13 @@ pub struct Outcome<L> {
 /// What happened to a batch's jobs.
 #[derive(Debug, Clone)]
 pub enum Event<L> {
+    /// The job was sent (it waits for a computing node to take it).
+    Sent {
+        /// The job's label.
+        label: L,
+        /// Its id.
+        task_id: TaskId,
+    },
     /// A computing node holds the job and last reported `done` of `total` steps (0 of 0 until
     /// its code reports).
     Running {
@@ -132,6 +139,10 @@ impl<L> Event<L> {
     /// The same event with its labels mapped (e.g. to text for a log).
     pub fn map<M>(self, mut f: impl FnMut(L) -> M) -> Event<M> {
         match self {
+            Event::Sent { label, task_id } => Event::Sent {
+                label: f(label),
+                task_id,
+            },
             Event::Running {
                 label,
                 task_id,
@@ -190,6 +201,8 @@ pub struct Batch<'a, L> {
     tx: flume::Sender<(TaskId, JobUpdate)>,
     rx: flume::Receiver<(TaskId, JobUpdate)>,
     pending: HashMap<TaskId, Pending<L>>,
+    /// Events the batch made itself (`Sent`), handed out before waiting for more.
+    made: VecDeque<Event<L>>,
     job_timeout: Duration,
     stall_report: Duration,
     last_event: Instant,
@@ -205,6 +218,7 @@ impl<'a, L: Clone> Batch<'a, L> {
             tx,
             rx,
             pending: HashMap::new(),
+            made: VecDeque::new(),
             job_timeout: Duration::from_secs(3600),
             stall_report: Duration::from_secs(10),
             last_event: Instant::now(),
@@ -250,6 +264,10 @@ impl<'a, L: Clone> Batch<'a, L> {
             Some(timeout),
             Responder::Updates(self.tx.clone()),
         )?;
+        self.made.push_back(Event::Sent {
+            label: label.clone(),
+            task_id: id,
+        });
         self.pending.insert(
             id,
             Pending {
@@ -280,6 +298,9 @@ impl<'a, L: Clone> Batch<'a, L> {
     /// The next event; `None` once every job has its outcome. Waits at most until the
     /// pending jobs' deadlines.
     pub fn next_event(&mut self) -> Option<Event<L>> {
+        if let Some(ev) = self.made.pop_front() {
+            return Some(ev);
+        }
         loop {
             if self.pending.is_empty() {
                 return None;
@@ -333,6 +354,9 @@ impl<'a, L: Clone> Batch<'a, L> {
         let (dead, _) = flume::unbounded();
         drop(std::mem::replace(&mut self.tx, dead));
         futures::stream::unfold(self, |mut batch| async move {
+            if let Some(ev) = batch.made.pop_front() {
+                return Some((ev, batch));
+            }
             loop {
                 if batch.pending.is_empty() {
                     return None;

@@ -407,7 +407,12 @@ fn a_batch_reports_progress_and_can_be_cancelled() {
     batch.submit("slow", "slow").unwrap();
     let mut steps = Vec::new();
     let mut outcome = None;
-    for ev in batch.events() {
+    let mut events = batch.events();
+    assert!(matches!(
+        events.next(),
+        Some(Event::Sent { label: "slow", .. })
+    ));
+    for ev in events {
         match ev {
             Event::Running { node: n, done, .. } => {
                 assert_eq!(&n, node.id());

@@ -111,6 +111,7 @@ impl Observer for ProgressView {
                 }
             }
             Event::Waiting(w) => self.println(&w.to_string()),
+            Event::Sent { .. } => {}
         }
     }
 

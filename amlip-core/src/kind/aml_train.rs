@@ -209,14 +209,8 @@ impl JobKind for AmlTrain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::tests::toy;
     use crate::kind::{job_bytes, read_solution, run_bytes};
-
-    fn toy(n: usize) -> (Array2<u8>, Array1<u8>) {
-        let images =
-            Array2::from_shape_fn((n, PIXELS), |(i, j)| if (i + j) % 7 < 3 { 200 } else { 0 });
-        let labels = Array1::from_iter((0..n).map(|i| (i % 10) as u8));
-        (images, labels)
-    }
 
     fn params() -> AmlTrainParams {
         AmlTrainParams {

@@ -180,15 +180,9 @@ mod tests {
     use super::*;
     use crate::dataset::mnist::PIXELS;
     use crate::kind::federated::{with_weights, FedRound, FedUpdate};
+    use crate::kind::tests::toy;
     use crate::kind::{read_solution, run_bytes, JobKind};
     use crate::payload::Tensor;
-
-    fn toy(n: usize) -> (Array2<u8>, Array1<u8>) {
-        let images =
-            Array2::from_shape_fn((n, PIXELS), |(i, j)| if (i + j) % 7 < 3 { 200 } else { 0 });
-        let labels = Array1::from_iter((0..n).map(|i| (i % 10) as u8));
-        (images, labels)
-    }
 
     fn job(net: &Mlp, n: usize, hyper: serde_json::Value) -> Payload {
         let (images, labels) = toy(n);

@@ -123,8 +123,18 @@ fn job_bytes_of(m: &impl Message, kind: &str) -> Result<Bytes, PayloadError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::dataset::mnist::PIXELS;
+    use ndarray::{Array1, Array2};
+
+    /// A shard of made-up 28x28 images, every digit present.
+    pub(crate) fn toy(n: usize) -> (Array2<u8>, Array1<u8>) {
+        let images =
+            Array2::from_shape_fn((n, PIXELS), |(i, j)| if (i + j) % 7 < 3 { 200 } else { 0 });
+        let labels = Array1::from_iter((0..n).map(|i| (i % 10) as u8));
+        (images, labels)
+    }
 
     struct Double;
 

@@ -76,12 +76,7 @@ impl AmlShards {
         test: &Mnist,
     ) -> Result<TrainReport, SessionError> {
         let n = self.shards;
-        if n == 0 || train.is_empty() {
-            return Err(SessionError::Config(format!(
-                "AML needs at least one shard and some images ({n} shard(s), {} image(s))",
-                train.len()
-            )));
-        }
+        super::check_shards("AML", n, train)?;
         let (rest, held) = dataset::hold_out(train, self.holdout, self.seed);
         let shards = dataset::shard(&rest, n, Sharding::Stratified, self.seed);
         let digits: Vec<u8> = match self.digit {

@@ -43,12 +43,7 @@ impl MnistMlp {
         test: &Mnist,
     ) -> Result<TrainReport, SessionError> {
         let n = self.shards;
-        if n == 0 || train.is_empty() {
-            return Err(SessionError::Config(format!(
-                "the MLP needs at least one shard and some images ({n} shard(s), {} image(s))",
-                train.len()
-            )));
-        }
+        super::check_shards("the MLP", n, train)?;
         let mut session = FedAvg::new(MlpTraining::KIND, Mlp::mnist(self.seed))
             .rounds(self.rounds)
             .seed(self.seed)

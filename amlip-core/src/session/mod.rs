@@ -95,6 +95,21 @@ pub trait Observer {
     fn note(&mut self, _line: &str) {}
 }
 
+/// Refuses a session that has nothing to train on: no shards, or no images.
+fn check_shards(
+    what: &str,
+    shards: usize,
+    train: &crate::dataset::Mnist,
+) -> Result<(), SessionError> {
+    if shards == 0 || shards > train.len() {
+        return Err(SessionError::Config(format!(
+            "{what} needs at least one shard and one image per shard ({shards} shard(s), {} image(s))",
+            train.len()
+        )));
+    }
+    Ok(())
+}
+
 /// An observer that ignores everything.
 pub struct Silent;
 
