@@ -100,7 +100,7 @@ impl<T: Serialize + DeserializeOwned> Message for Json<T> {
 
 /// The bytes of a job of kind `K`.
 pub fn job_bytes<K: JobKind>(input: &K::Input) -> Result<Bytes, PayloadError> {
-    input.to_payload(K::NAME)?.encode()
+    message_bytes(input, K::NAME)
 }
 
 /// Reads the solution of a job of kind `K`.
@@ -115,10 +115,11 @@ pub fn run_bytes<K: JobKind>(kind: &K, data: &Bytes, ctx: &JobContext) -> Result
     let p = Payload::decode(data)?;
     p.expect_kind(K::NAME)?;
     let out = kind.run(K::Input::from_payload(p)?, ctx)?;
-    Ok(job_bytes_of(&out, K::NAME)?)
+    Ok(message_bytes(&out, K::NAME)?)
 }
 
-fn job_bytes_of(m: &impl Message, kind: &str) -> Result<Bytes, PayloadError> {
+/// The bytes of `m` as a payload of `kind`.
+fn message_bytes(m: &impl Message, kind: &str) -> Result<Bytes, PayloadError> {
     m.to_payload(kind)?.encode()
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::{job_bytes_of, plain, JobKind, Message};
+use super::{message_bytes, plain, JobKind, Message};
 use crate::error::BoxError;
 use crate::job::{Job, JobContext};
 use crate::node::JobReplier;
@@ -19,7 +19,7 @@ impl<K: JobKind> ErasedKind for K {
     fn run(&self, payload: Payload, ctx: &JobContext) -> Result<Bytes, BoxError> {
         let input = K::Input::from_payload(payload)?;
         let output = JobKind::run(self, input, ctx)?;
-        Ok(job_bytes_of(&output, K::NAME)?)
+        Ok(message_bytes(&output, K::NAME)?)
     }
 }
 
