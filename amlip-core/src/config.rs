@@ -21,6 +21,7 @@ pub struct NodeConfig {
     pub(crate) target_timeout: Duration,
     pub(crate) data_timeout: Duration,
     pub(crate) history_settle: Duration,
+    pub(crate) ghost_timeout: Duration,
     pub(crate) max_open_requests: usize,
     pub(crate) stream: StreamConfig,
 }
@@ -36,8 +37,13 @@ pub(crate) struct StreamConfig {
     pub threshold: usize,
     /// A transfer with no credit for this long fails (and the job is re-sent).
     pub stall_timeout: Duration,
-    /// Largest message a node accepts (a transfer announcing more is rejected).
+    /// Largest message a node accepts (a transfer announcing more is rejected); also what
+    /// one peer's unfinished transfers may hold at once.
     pub max_message: usize,
+    /// Bytes all unfinished incoming transfers may hold at once.
+    pub max_incoming: usize,
+    /// Unfinished incoming transfers at once.
+    pub max_transfers: usize,
 }
 
 impl Default for StreamConfig {
@@ -48,6 +54,8 @@ impl Default for StreamConfig {
             threshold: 60_000,
             stall_timeout: Duration::from_secs(10),
             max_message: 2 << 30,
+            max_incoming: 4 << 30,
+            max_transfers: 1024,
         }
     }
 }
@@ -69,6 +77,7 @@ impl NodeConfig {
             target_timeout: Duration::from_secs(3),
             data_timeout: Duration::from_secs(30),
             history_settle: Duration::from_millis(300),
+            ghost_timeout: Duration::from_secs(10),
             max_open_requests: 64,
             stream: StreamConfig::default(),
         }
@@ -121,16 +130,32 @@ impl NodeConfig {
         self
     }
 
+    /// Computing: how long a request waits for its main to be vouched for (its status or
+    /// heartbeat published by the participant that wrote the request) before it is dropped as
+    /// a ghost's (default 10 s).
+    pub fn ghost_timeout(mut self, d: Duration) -> Self {
+        self.ghost_timeout = d;
+        self
+    }
+
     /// Main: most availability requests open at once (default 64; more jobs wait in a queue).
     pub fn max_open_requests(mut self, n: usize) -> Self {
         self.max_open_requests = n.max(1);
         self
     }
 
-    /// Largest payload this node accepts from a peer (default 2 GiB). A peer announcing more
-    /// is refused before anything is allocated.
+    /// Largest payload this node accepts from a peer, and what one peer's unfinished
+    /// transfers may hold at once (default 2 GiB). A transfer announcing more is refused
+    /// before anything is allocated; memory for a transfer grows as its bytes arrive.
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.stream.max_message = bytes;
+        self
+    }
+
+    /// Bytes all unfinished incoming transfers together may hold (default 4 GiB); a chunk
+    /// that would go over it is refused, with its transfer.
+    pub fn max_incoming(mut self, bytes: usize) -> Self {
+        self.stream.max_incoming = bytes;
         self
     }
 

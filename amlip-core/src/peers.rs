@@ -31,9 +31,14 @@ impl std::fmt::Display for GoneReason {
     }
 }
 
+/// Participants that published a peer's status or heartbeat, at most this many remembered.
+const MAX_VOUCHERS: usize = 4;
+
 #[derive(Debug)]
 struct Peer {
     participant: Option<ParticipantKey>,
+    /// Participants that published this peer's status or heartbeat (newest last).
+    vouchers: Vec<ParticipantKey>,
     info: Option<NodeInfo>,
     info_at: Option<Instant>,
     info_written_at: Option<SourceTime>,
@@ -74,6 +79,7 @@ impl PeerTable {
     fn entry(&mut self, id: &AmlipId) -> &mut Peer {
         self.peers.entry(id.clone()).or_insert(Peer {
             participant: None,
+            vouchers: Vec::new(),
             info: None,
             info_at: None,
             info_written_at: None,
@@ -84,14 +90,36 @@ impl PeerTable {
         })
     }
 
-    /// Any sample from `id` written by participant `from`: it is there.
+    /// Any sample in the name of `id` written by participant `from` (a chunk): it is there.
+    /// Only a status or heartbeat ties `id` to a participant for good (see `vouch`).
     pub fn heard(&mut self, id: &AmlipId, from: ParticipantKey) {
         if *id == self.me {
             return;
         }
         let p = self.entry(id);
+        p.participant.get_or_insert(from);
+        p.lost = false;
+    }
+
+    /// `from` published `id`'s status or heartbeat: `id` lives on `from`.
+    fn vouch(&mut self, id: &AmlipId, from: ParticipantKey) {
+        let p = self.entry(id);
         p.participant = Some(from);
         p.lost = false;
+        if !p.vouchers.contains(&from) {
+            p.vouchers.push(from);
+            if p.vouchers.len() > MAX_VOUCHERS {
+                p.vouchers.remove(0);
+            }
+        }
+    }
+
+    /// Whether `id` is a main whose status or heartbeat participant `from` published: a
+    /// request `from` wrote in `id`'s name is `id`'s.
+    pub fn vouched(&self, id: &AmlipId, from: ParticipantKey) -> bool {
+        self.peers
+            .get(id)
+            .is_some_and(|p| p.kind == Some(NodeKind::Main) && p.vouchers.contains(&from))
     }
 
     /// A heartbeat, written at `written_at` by the peer's clock. Returns true the first time
@@ -107,7 +135,7 @@ impl PeerTable {
             return false;
         }
         let id = info.id.clone();
-        self.heard(&id, from);
+        self.vouch(&id, from);
         let lists_me = info.known_peers.contains(&self.me);
         let p = self.entry(&id);
         p.knows_me |= lists_me;
@@ -124,7 +152,7 @@ impl PeerTable {
         if status.id == self.me {
             return;
         }
-        self.heard(&status.id, from);
+        self.vouch(&status.id, from);
         let p = self.entry(&status.id);
         p.kind = Some(status.node_kind);
         p.dropped = status.state == NodeState::Dropped;

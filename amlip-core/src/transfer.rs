@@ -83,6 +83,39 @@ struct Reassembly {
     last: Instant,
 }
 
+/// Smallest step in which a reassembly buffer grows.
+const GROW_MIN: usize = 1 << 20;
+
+/// Bytes held by unfinished incoming transfers: in all, and per sending peer. Buffers grow as
+/// bytes arrive (never to what a first chunk merely announces), so these bound what peers can
+/// make a node allocate.
+#[derive(Default)]
+struct Held {
+    total: usize,
+    by_peer: HashMap<AmlipId, usize>,
+}
+
+impl Held {
+    fn add(&mut self, peer: &AmlipId, bytes: usize) {
+        self.total += bytes;
+        *self.by_peer.entry(peer.clone()).or_default() += bytes;
+    }
+
+    fn remove(&mut self, peer: &AmlipId, bytes: usize) {
+        self.total = self.total.saturating_sub(bytes);
+        if let Some(b) = self.by_peer.get_mut(peer) {
+            *b = b.saturating_sub(bytes);
+            if *b == 0 {
+                self.by_peer.remove(peer);
+            }
+        }
+    }
+
+    fn of(&self, peer: &AmlipId) -> usize {
+        self.by_peer.get(peer).copied().unwrap_or(0)
+    }
+}
+
 /// Both halves of one node's transfers. Lives on the node's engine thread.
 pub struct Transfers {
     me: AmlipId,
@@ -90,6 +123,8 @@ pub struct Transfers {
     next_id: Cell<u64>,
     outgoing: RefCell<HashMap<u64, watch::Sender<CreditState>>>,
     incoming: RefCell<HashMap<(AmlipId, u64), Reassembly>>,
+    /// Capacity of the `incoming` buffers, in all and per peer.
+    held: RefCell<Held>,
     /// Transfers refused or finished recently, so their stray chunks are ignored quietly.
     closed: RefCell<HashMap<(AmlipId, u64), Instant>>,
 }
@@ -104,6 +139,7 @@ impl Transfers {
             next_id: Cell::new(rand::random::<u32>() as u64),
             outgoing: RefCell::new(HashMap::new()),
             incoming: RefCell::new(HashMap::new()),
+            held: RefCell::new(Held::default()),
             closed: RefCell::new(HashMap::new()),
         }
     }
@@ -213,10 +249,18 @@ impl Transfers {
                 );
                 return self.reject(key, &why, now);
             }
+            if incoming.len() >= self.cfg.max_transfers {
+                drop(incoming);
+                let why = format!(
+                    "{} transfers are already in progress",
+                    self.cfg.max_transfers
+                );
+                return self.reject(key, &why, now);
+            }
             incoming.insert(
                 key.clone(),
                 Reassembly {
-                    buf: Vec::with_capacity(chunk.total_len as usize),
+                    buf: Vec::new(),
                     total: chunk.total_len,
                     credited: 0,
                     last: now,
@@ -232,8 +276,27 @@ impl Transfers {
                 r.buf.len(),
                 r.total
             );
-            incoming.remove(&key);
+            let freed = incoming.remove(&key).map_or(0, |r| r.buf.capacity());
             drop(incoming);
+            self.held.borrow_mut().remove(&key.0, freed);
+            return self.reject(key, &why, now);
+        }
+        if r.buf.len() as u64 + chunk.data.len() as u64 > r.total {
+            let why = format!(
+                "a chunk of {} bytes at offset {} runs past the announced {} bytes",
+                chunk.data.len(),
+                chunk.offset,
+                r.total
+            );
+            let freed = incoming.remove(&key).map_or(0, |r| r.buf.capacity());
+            drop(incoming);
+            self.held.borrow_mut().remove(&key.0, freed);
+            return self.reject(key, &why, now);
+        }
+        if let Err(why) = self.grow(&key.0, r, chunk.data.len()) {
+            let freed = incoming.remove(&key).map_or(0, |r| r.buf.capacity());
+            drop(incoming);
+            self.held.borrow_mut().remove(&key.0, freed);
             return self.reject(key, &why, now);
         }
         r.buf.extend_from_slice(&chunk.data);
@@ -242,6 +305,7 @@ impl Transfers {
         if received == r.total {
             let r = incoming.remove(&key).expect("present");
             drop(incoming);
+            self.held.borrow_mut().remove(&key.0, r.buf.capacity());
             self.closed.borrow_mut().insert(key, now);
             let credit = self.credit(&chunk, received, CreditStatus::Complete);
             let env = Envelope {
@@ -264,6 +328,39 @@ impl Transfers {
             total: r.total,
         };
         (outcome, credit)
+    }
+
+    /// Makes room for `more` bytes in `r`, growing its buffer in steps (doubling, at least
+    /// [`GROW_MIN`], at most to the announced total) within the node's and the peer's caps.
+    fn grow(&self, peer: &AmlipId, r: &mut Reassembly, more: usize) -> Result<(), String> {
+        let len = r.buf.len();
+        if r.buf.capacity() - len >= more {
+            return Ok(());
+        }
+        let total = usize::try_from(r.total).unwrap_or(usize::MAX);
+        let want = (len * 2)
+            .max(len + more)
+            .max(GROW_MIN)
+            .min(total.max(len + more));
+        let extra = want - r.buf.capacity();
+        let mut held = self.held.borrow_mut();
+        if held.total + extra > self.cfg.max_incoming {
+            return Err(format!(
+                "unfinished transfers would hold {} bytes, over this node's cap of {}",
+                held.total + extra,
+                self.cfg.max_incoming
+            ));
+        }
+        if held.of(peer) + extra > self.cfg.max_message {
+            return Err(format!(
+                "this peer's unfinished transfers would hold {} bytes, over the per-peer cap of {}",
+                held.of(peer) + extra,
+                self.cfg.max_message
+            ));
+        }
+        r.buf.reserve_exact(want - len);
+        held.add(peer, r.buf.capacity() - (want - extra));
+        Ok(())
     }
 
     fn credit(&self, chunk: &Chunk, received: u64, status: CreditStatus) -> Credit {
@@ -298,10 +395,12 @@ impl Transfers {
         let stall = self.cfg.stall_timeout;
         let mut incoming = self.incoming.borrow_mut();
         let before = incoming.len();
+        let mut held = self.held.borrow_mut();
         incoming.retain(|(sender, id), r| {
             let keep = now.duration_since(r.last) <= stall;
             if !keep {
                 tracing::warn!(%sender, transfer = id, "dropping a transfer idle for {stall:?}");
+                held.remove(sender, r.buf.capacity());
             }
             keep
         });
@@ -315,6 +414,20 @@ impl Transfers {
     #[cfg(test)]
     pub fn incoming_bytes(&self) -> usize {
         self.incoming.borrow().values().map(|r| r.buf.len()).sum()
+    }
+
+    /// Memory reserved for unfinished incoming transfers.
+    #[cfg(test)]
+    pub fn incoming_capacity(&self) -> usize {
+        let held = self.held.borrow().total;
+        let actual: usize = self
+            .incoming
+            .borrow()
+            .values()
+            .map(|r| r.buf.capacity())
+            .sum();
+        assert_eq!(held, actual, "the accounting matches the buffers");
+        held
     }
 }
 
@@ -349,7 +462,90 @@ mod tests {
             threshold: 10,
             stall_timeout: Duration::from_secs(1),
             max_message: 1000,
+            max_incoming: 4000,
+            max_transfers: 8,
         }
+    }
+
+    /// A first chunk of `len` bytes from `sender`, announcing `total`.
+    fn forged(sender: &str, transfer: u64, total: u64, len: usize) -> Chunk {
+        Chunk {
+            sender_id: id(sender),
+            transfer_id: transfer,
+            total_len: total,
+            offset: 0,
+            kind: ChunkKind::Job,
+            client_id: id(sender),
+            task_id: 1,
+            server_id: id("C"),
+            data: Bytes::from(vec![7u8; len]),
+        }
+    }
+
+    #[test]
+    fn memory_grows_with_the_bytes_that_arrive_not_with_what_is_announced() {
+        let mut c = cfg();
+        c.max_message = 1 << 40;
+        c.max_incoming = 1 << 40;
+        let t = Transfers::new(id("C"), c);
+        let now = Instant::now();
+        for (i, total) in [2u64 << 30, 1 << 40, 1 << 39].into_iter().enumerate() {
+            let (out, _) = t.on_chunk(forged("M", i as u64, total, 100), now);
+            assert!(matches!(out, ChunkOutcome::Progress { .. }));
+        }
+        assert_eq!(t.incoming_bytes(), 300);
+        assert!(
+            t.incoming_capacity() <= 3 * GROW_MIN,
+            "{}",
+            t.incoming_capacity()
+        );
+        // Idle transfers are dropped, and their memory with them.
+        t.expire(now + Duration::from_secs(2));
+        assert_eq!(t.incoming_capacity(), 0);
+    }
+
+    #[test]
+    fn node_peer_and_count_caps_refuse_transfers_with_a_reason() {
+        let mut c = cfg();
+        c.max_message = 3 << 20; // per peer
+        c.max_incoming = 4 << 20; // the node
+        let t = Transfers::new(id("C"), c);
+        let now = Instant::now();
+        // One peer: 3 transfers of GROW_MIN each fit its 3 MiB; a fourth does not.
+        for i in 0..3 {
+            let (out, _) = t.on_chunk(forged("A", i, 3 << 20, 10), now);
+            assert!(matches!(out, ChunkOutcome::Progress { .. }), "transfer {i}");
+        }
+        let (out, credit) = t.on_chunk(forged("A", 3, 3 << 20, 10), now);
+        assert_eq!(out, ChunkOutcome::Rejected);
+        assert_eq!(credit.unwrap().status, CreditStatus::Rejected);
+        // Another peer: one more MiB fits the node's 4 MiB, then the node is full.
+        let (out, _) = t.on_chunk(forged("B", 0, 3 << 20, 10), now);
+        assert!(matches!(out, ChunkOutcome::Progress { .. }));
+        let (out, _) = t.on_chunk(forged("B", 1, 3 << 20, 10), now);
+        assert_eq!(out, ChunkOutcome::Rejected);
+        assert!(t.incoming_capacity() <= 4 << 20);
+        // Too many transfers at once.
+        let mut c = cfg();
+        c.max_transfers = 2;
+        let t = Transfers::new(id("C"), c);
+        assert!(matches!(
+            t.on_chunk(forged("A", 0, 100, 10), now).0,
+            ChunkOutcome::Progress { .. }
+        ));
+        assert!(matches!(
+            t.on_chunk(forged("A", 1, 100, 10), now).0,
+            ChunkOutcome::Progress { .. }
+        ));
+        assert_eq!(
+            t.on_chunk(forged("A", 2, 100, 10), now).0,
+            ChunkOutcome::Rejected
+        );
+        // A chunk past the announced total.
+        assert_eq!(
+            t.on_chunk(forged("B", 9, 5, 10), now).0,
+            ChunkOutcome::Rejected
+        );
     }
 
     fn chunks(data: &[u8], transfer: u64, size: usize) -> Vec<Chunk> {

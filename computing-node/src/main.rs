@@ -30,7 +30,7 @@ struct Args {
     tutorial_digit: u8,
 
     /// Serve this many jobs, then exit (default: until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| cli::count_in(s, 1, usize::MAX).map(|n| n as u64))]
     max_jobs: Option<u64>,
 
     /// Spend this long on each job before answering (simulates work; e.g. 500ms).
@@ -42,8 +42,13 @@ struct Args {
     verbose: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    let verbose = args.verbose;
+    cli::report(run(args), verbose)
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     cli::init_logging(if args.verbose { "debug" } else { "info" });
     let stop =
         cli::ctrl_c(Duration::from_millis(900)).context("cannot install the Ctrl-C handler")?;

@@ -24,13 +24,13 @@ pub struct JobsArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     in_flight: u32,
     /// Batches to send; the main stays up between them.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = |s: &str| cli::count_in(s, 1, 10_000))]
     batches: usize,
     /// Pause between batches.
     #[arg(long, default_value = "0s", value_parser = cli::duration_arg)]
     pause: Duration,
     /// Give up on a job after this long.
-    #[arg(long, default_value = "60s", value_parser = cli::duration_arg)]
+    #[arg(long, default_value = "60s", value_parser = cli::positive_duration)]
     timeout: Duration,
     /// Wait for this many computing nodes before sending (at most the job timeout).
     #[arg(long, default_value_t = 0)]

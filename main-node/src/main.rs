@@ -43,7 +43,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Give up after this long.
-        #[arg(long, default_value = "30s", value_parser = cli::duration_arg)]
+        #[arg(long, default_value = "30s", value_parser = cli::positive_duration)]
         timeout: Duration,
     },
     /// Send N upper-case jobs of a given size, check each solution, print per-job times.
@@ -52,8 +52,13 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    let verbose = args.verbose;
+    cli::report(run(args), verbose)
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     // Tables read best without info logs; the progress display shows what happens.
     let quiet = matches!(args.command, Command::Bench(_) | Command::Train(_));
     cli::init_logging(match (args.verbose, quiet) {

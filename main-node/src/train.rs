@@ -34,43 +34,44 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
     jobs: u16,
     /// AML: batches each job trains.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = |s: &str| cli::count_in(s, 1, 10_000))]
     batches: usize,
     /// AML: positive and negative images per batch.
-    #[arg(long, num_args = 2, value_names = ["POS", "NEG"], default_values_t = [100, 900])]
+    #[arg(long, num_args = 2, value_names = ["POS", "NEG"], default_values_t = [100, 900],
+          value_parser = |s: &str| cli::count_in(s, 1, 1_000_000))]
     batch_sizes: Vec<usize>,
     /// AML: drop each shard's atoms that another shard's positives fail before merging.
     #[arg(long)]
     filter_merge: bool,
     /// MLP: federated rounds.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = |s: &str| cli::count_in(s, 1, 10_000))]
     rounds: usize,
     /// MLP: local epochs per round.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = |s: &str| cli::count_in(s, 1, 1000))]
     epochs: usize,
     /// MLP: mini-batch size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = |s: &str| cli::count_in(s, 1, 1_000_000))]
     batch: usize,
     /// MLP: learning rate.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = cli::positive_f32)]
     learning_rate: f32,
     /// MLP: momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = |s: &str| cli::unit_fraction(s).map(|x| x as f32))]
     momentum: f32,
     /// Seed of the sharding, the training and the initial weights.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Use only this many training images (quick runs).
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| cli::count_in(s, 1, usize::MAX))]
     limit: Option<usize>,
     /// MNIST directory (IDX files, gzip'd or not).
     #[arg(long, env = "AMLIP_DATA", default_value = "datasets/mnist")]
     data: PathBuf,
     /// Fraction of the training set held out to choose AML cutoffs.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = cli::unit_fraction)]
     holdout: f64,
     /// Bound on the whole run.
-    #[arg(long, default_value = "30m", value_parser = cli::duration_arg)]
+    #[arg(long, default_value = "10m", value_parser = cli::positive_duration)]
     timeout: Duration,
     /// Wait for this many computing nodes before sending jobs.
     #[arg(long, default_value_t = 0)]
@@ -100,9 +101,6 @@ fn data_dir(given: &Path) -> PathBuf {
 }
 
 pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &CancelToken) -> anyhow::Result<()> {
-    if !(0.0..1.0).contains(&args.holdout) {
-        bail!("--holdout {} must be in [0, 1)", args.holdout);
-    }
     let start = Instant::now();
     let dir = data_dir(&args.data);
     let data = dataset::load_dir(&dir)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::procs::Children;
-use super::{size_arg, NodeArgs};
+use super::NodeArgs;
 use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::prelude::*;
@@ -41,23 +41,26 @@ macro_rules! fail {
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Payload sizes for round trips (job and solution both this size).
-    #[arg(long, value_delimiter = ',', default_value = "1KB,100KB,1MB,10MB,50MB", value_parser = size_arg)]
+    #[arg(long, value_delimiter = ',', default_value = "1KB,100KB,1MB,10MB,50MB",
+          value_parser = |s: &str| super::bounded_size(s, 1 << 30))]
     sizes: Vec<usize>,
 
     /// Measured round trips per size (after the warm-up).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = |s: &str| super::count_in(s, 1, 100_000))]
     jobs: usize,
 
     /// Warm-up round trips per size (not measured).
     #[arg(long, default_value_t = 3)]
     warmup: usize,
 
-    /// Computing-node counts for the tiny-job throughput runs (0 skips them).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    /// Computing-node counts for the tiny-job throughput runs (0 skips them; at most 11: with
+    /// the main, 12 participants is what rustdds finds on one host's loopback).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4",
+          value_parser = |s: &str| super::count_in(s, 0, 11))]
     nodes: Vec<usize>,
 
     /// Tiny (16-byte) jobs per throughput run.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = |s: &str| super::count_in(s, 1, 1_000_000))]
     tiny_jobs: usize,
 
     /// Trials of "start a computing node process and a main, solve one job" (0 skips).

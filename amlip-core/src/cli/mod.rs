@@ -31,7 +31,8 @@ pub struct NodeArgs {
     pub name: Option<String>,
 
     /// DDS domain id (0..=232). Nodes only see nodes on the same domain.
-    #[arg(long, env = ENV_DOMAIN, default_value_t = DEFAULT_DOMAIN, value_parser = domain_arg)]
+    #[arg(long, env = ENV_DOMAIN, default_value_t = DEFAULT_DOMAIN, value_parser = domain_arg,
+          allow_negative_numbers = true)]
     pub domain: u16,
 
     /// Network interfaces: `all` (other hosts can join), `localhost` (every node on this
@@ -43,8 +44,9 @@ pub struct NodeArgs {
     #[arg(long)]
     pub plain_aml_ip: bool,
 
-    /// A peer silent for this long is considered gone (e.g. 5s, 500ms).
-    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    /// A peer silent for this long is considered gone (e.g. 5s, 500ms; 100ms to 1h).
+    #[arg(long, default_value = "5s",
+          value_parser = |s: &str| bounded_duration(s, Duration::from_millis(100), Duration::from_secs(3600)))]
     pub liveness_timeout: Duration,
 }
 
@@ -88,6 +90,75 @@ fn network_arg(s: &str) -> Result<Network, String> {
 pub fn duration_arg(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration like 5s or 250ms: {e}"))
+}
+
+/// A duration between `min` and `max`.
+pub fn bounded_duration(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = duration_arg(s)?;
+    if d < min || d > max {
+        return Err(format!(
+            "{s:?} is outside {} to {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// A positive duration (a timeout of 0 would end everything at once).
+pub fn positive_duration(s: &str) -> Result<Duration, String> {
+    bounded_duration(
+        s,
+        Duration::from_millis(1),
+        Duration::from_secs(30 * 24 * 3600),
+    )
+}
+
+/// A finite number greater than 0 (a learning rate).
+pub fn positive_f32(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(_) => Err(format!("{s:?} must be a finite number above 0")),
+        Err(e) => Err(format!("{s:?} is not a number: {e}")),
+    }
+}
+
+/// A number in [0, 1) (a momentum, a hold-out fraction).
+pub fn unit_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
+        Ok(_) => Err(format!("{s:?} must be at least 0 and below 1")),
+        Err(e) => Err(format!("{s:?} is not a number: {e}")),
+    }
+}
+
+/// A count from `min` to `max`, saying the range when refused.
+pub fn count_in(s: &str, min: usize, max: usize) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        Ok(_) if max == usize::MAX => Err(format!("{s:?} must be at least {min}")),
+        Ok(_) => Err(format!("{s:?} is outside {min}..={max}")),
+        Err(e) => Err(format!("{s:?} is not a count: {e}")),
+    }
+}
+
+/// Prints a binary's outcome and gives its exit code: nothing and 0 on success; on failure
+/// one line, `error: ` and the whole chain of causes (no backtrace, whatever `RUST_BACKTRACE`
+/// says), and 1. `verbose` adds the debug form (with a backtrace if one was captured).
+pub fn report<E: std::fmt::Display + std::fmt::Debug>(
+    result: Result<(), E>,
+    verbose: bool,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if verbose {
+                eprintln!("{e:?}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Parses `1000`, `1KB`, `10MB`, `1MiB`.

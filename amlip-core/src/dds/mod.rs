@@ -108,6 +108,12 @@ impl ParticipantKey {
     pub fn of_writer(guid: rustdds::GUID) -> Self {
         Self::from_prefix(guid.prefix)
     }
+
+    /// A made-up key, for tests.
+    #[cfg(test)]
+    pub fn test(n: u8) -> Self {
+        Self([n; 12])
+    }
 }
 
 /// Samples a node's readers dropped on one topic.
@@ -184,6 +190,9 @@ impl Participant {
         let dp = builder
             .build()
             .map_err(|e| create(&format!("participant on domain {domain}"), &e))?;
+        if let Some(warning) = loopback_reach(network, domain, dp.participant_id()) {
+            tracing::warn!("{warning}");
+        }
         let qos = Profile::JobControl.writer_qos();
         let publisher = dp
             .create_publisher(&qos)
@@ -317,6 +326,25 @@ impl Participant {
             }
         })
     }
+}
+
+/// Participants on one host that find each other over loopback alone: rustdds announces a
+/// participant to the discovery ports of participants 0..12 of its domain on this host
+/// (`SPDP_LOCALHOST_PEER_COUNT`).
+pub const LOOPBACK_PEERS: u16 = 12;
+
+/// Why a loopback-only participant may not find its peers: it is the 13th or later on its
+/// domain on this host, and earlier participants never announce themselves to it.
+fn loopback_reach(network: &Network, domain: u16, participant_id: u16) -> Option<String> {
+    (*network == Network::Localhost && participant_id >= LOOPBACK_PEERS).then(|| {
+        format!(
+            "this node is participant {} of domain {domain} on this host, but on loopback only \
+             rustdds nodes announce themselves to the first {LOOPBACK_PEERS}: nodes may not find \
+             this one, nor it them. Use --network all (multicast discovery), or spread the \
+             nodes over more domains or hosts",
+            participant_id + 1
+        )
+    })
 }
 
 /// How much longer than rustdds's own limit a write may take before it is abandoned.
@@ -488,5 +516,21 @@ fn writer_type_matches(
             false
         }
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_thirteenth_loopback_participant_is_warned() {
+        assert!(loopback_reach(&Network::Localhost, 7, 11).is_none());
+        let w = loopback_reach(&Network::Localhost, 7, 12).unwrap();
+        assert!(
+            w.contains("participant 13 of domain 7") && w.contains("--network all"),
+            "{w}"
+        );
+        assert!(loopback_reach(&Network::All, 7, 40).is_none());
     }
 }

@@ -270,6 +270,15 @@ impl AsyncComputingNode {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Availability requests dropped unanswered: no participant vouched for their main within
+    /// the ghost timeout (a main that does not exist), or their main had too many open.
+    pub fn requests_refused(&self) -> u64 {
+        self.handle
+            .shared
+            .requests_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Samples this node's readers dropped (malformed, or of a foreign type), by topic.
     pub fn dropped_samples(&self) -> BTreeMap<String, DroppedSamples> {
         self.handle.dropped.snapshot()

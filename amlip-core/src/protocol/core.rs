@@ -52,8 +52,8 @@ pub fn report_start<T>(
 /// A decoded sample (or DDS event) for an engine.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A request, with when its main wrote it.
-    Request(MsRequest, Option<SourceTime>),
+    /// A request, with when its main wrote it and the participant that wrote it.
+    Request(MsRequest, Option<SourceTime>, ParticipantKey),
     Reply(MsReference),
     Target(MsReference),
     /// A job (to a computing node) or a solution (to a main), whichever way it came.
@@ -338,7 +338,7 @@ impl NodeCore {
                         topics::JOB_REQUEST_AVAILABILITY,
                         Profile::JobControl,
                     )?)
-                    .map(|s| Inbound::Request(s.value, s.written_at))
+                    .map(|s| Inbound::Request(s.value, s.written_at, s.from))
                     .boxed_local(),
                 );
                 streams.push(

@@ -5,4 +5,5 @@
 pub mod client;
 pub mod core;
 pub mod endpoints;
+pub(crate) mod requests;
 pub mod server;

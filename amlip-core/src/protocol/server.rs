@@ -7,7 +7,7 @@
 //! as taken, so a node that starts late is not confused by the replayed history; requests from
 //! mains that are gone are dropped; every wait has a timeout.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,8 +19,10 @@ use futures::stream::StreamExt;
 use tokio::sync::mpsc;
 
 use super::core::{error_payload, report_start, Inbound, Load, NodeCore, Role};
-use crate::dds::{topics, SourceTime};
+use super::requests::{Key, OpenRequests, Pending, Verdict};
+use crate::dds::topics;
 use crate::job::{Job, JobContext};
+use crate::peers::PeerTable;
 use crate::runtime::Shutdown;
 use crate::transfer::Envelope;
 use crate::wire::ext::{ChunkKind, JobPhase, JobProgress};
@@ -54,6 +56,9 @@ pub(crate) enum ServerCommand {
 pub(crate) struct ServerShared {
     pub jobs_served: AtomicU64,
     pub jobs_failed: AtomicU64,
+    /// Requests dropped unanswered: no participant vouched for their main in time, or their
+    /// main had too many open.
+    pub requests_refused: AtomicU64,
 }
 
 /// A set that remembers the last `cap` insertions.
@@ -88,14 +93,6 @@ impl<T: Eq + Hash + Clone> RecentSet<T> {
     }
 }
 
-type Key = (AmlipId, TaskId);
-
-/// An open request and when its main wrote it.
-struct Pending {
-    key: Key,
-    written_at: Option<SourceTime>,
-}
-
 struct Held {
     key: Key,
     phase: JobPhase,
@@ -112,20 +109,11 @@ enum Internal {
     SolutionSent(Key),
 }
 
-/// What to do with an open request.
-enum Verdict {
-    Answer,
-    /// Not yet: we may still be receiving this main's history.
-    Defer,
-    Drop,
-}
-
 struct ServerEngine {
     core: Rc<NodeCore>,
     shared: Arc<ServerShared>,
-    pending: VecDeque<Pending>,
-    /// When each main was first heard from.
-    first_heard: HashMap<AmlipId, Instant>,
+    /// Open availability requests, by main (see [`super::requests`]).
+    requests: OpenRequests,
     taken: RecentSet<Key>,
     replied: RecentSet<Key>,
     served: RecentSet<Key>,
@@ -160,8 +148,7 @@ pub(crate) async fn run(
     let mut engine = ServerEngine {
         core: core.clone(),
         shared,
-        pending: VecDeque::new(),
-        first_heard: HashMap::new(),
+        requests: OpenRequests::default(),
         taken: RecentSet::new(MEMORY),
         replied: RecentSet::new(MEMORY),
         served: RecentSet::new(MEMORY),
@@ -298,14 +285,12 @@ impl ServerEngine {
         match ev {
             Inbound::NewPeer(info) if info.kind == NodeKind::Main => self.heard_main(&info.id),
             Inbound::Status(s) if s.node_kind == NodeKind::Main => self.heard_main(&s.id),
-            Inbound::Request(r, written_at) => {
-                self.heard_main(&r.client_id);
+            Inbound::Request(r, written_at, from) => {
                 let key = (r.client_id, r.task_id);
                 if !self.taken.contains(&key) && !self.replied.contains(&key) {
-                    self.pending.push_back(Pending { key, written_at });
-                    if self.pending.len() > MEMORY {
-                        self.pending.pop_front();
-                    }
+                    let vouched = self.core.peers.borrow().vouched(&key.0, from);
+                    self.requests
+                        .add(key, written_at, from, vouched, Instant::now());
                 }
             }
             Inbound::Target(t) => self.on_target(t),
@@ -327,11 +312,16 @@ impl ServerEngine {
     }
 
     /// Notes when a main was first heard (heartbeat, status or request): its replayed history
-    /// arrives around then (see `verdict`).
+    /// arrives around then (see `verdict`). Its status or heartbeat may vouch for requests
+    /// waiting aside.
     fn heard_main(&mut self, main: &AmlipId) {
-        self.first_heard
-            .entry(main.clone())
-            .or_insert_with(Instant::now);
+        let now = Instant::now();
+        self.requests.heard(main, now);
+        let peers = self.core.peers.borrow();
+        self.requests
+            .recheck(now, self.core.cfg.ghost_timeout, |m, from| {
+                peers.vouched(m, from)
+            });
     }
 
     /// We are (or learnt we are) the chosen node for `key`: expect its data.
@@ -350,6 +340,7 @@ impl ServerEngine {
     }
 
     fn on_target(&mut self, t: MsReference) {
+        self.requests.target_seen(&t.client_id);
         let key = (t.client_id, t.task_id);
         self.taken.insert(key.clone());
         if t.server_id == self.core.id {
@@ -461,53 +452,6 @@ impl ServerEngine {
         });
     }
 
-    /// Whether to answer an open request now.
-    ///
-    /// A computing node that starts late receives the mains' request and target histories at
-    /// about the same time, in no guaranteed order, and must not answer requests already taken.
-    /// An amlip main's heartbeat says exactly which of its requests are still open (its task
-    /// counter and open set), for every request it wrote before that heartbeat (both carry the
-    /// main's source timestamp; mains heartbeat as soon as they discover a computing node).
-    /// A request newer than a heartbeat that lists us among the main's known peers was written
-    /// while the main knew us: live. For any other request newer than every heartbeat, or from
-    /// a plain AML-IP main, we wait
-    /// `history_settle` after first hearing from that main, so that its target history arrives
-    /// first; after that, requests are live and answered at once.
-    fn verdict(&self, req: &Pending, now: Instant) -> Verdict {
-        let key = &req.key;
-        if self.taken.contains(key) || self.replied.contains(key) {
-            return Verdict::Drop;
-        }
-        let peers = self.core.peers.borrow();
-        if peers.gone(&key.0, now).is_some() {
-            return Verdict::Drop;
-        }
-        if let Some((info, Some(heartbeat_at))) = peers.info_with_time(&key.0) {
-            if req.written_at.is_some_and(|r| r <= heartbeat_at) {
-                let stale = key.1 < info.next_task && !info.open_tasks.contains(&key.1);
-                return if stale {
-                    Verdict::Drop
-                } else {
-                    Verdict::Answer
-                };
-            }
-            if peers.knows_me(&key.0) {
-                // Written after a heartbeat that lists us: the main knew us, so this request
-                // reached us live (a taken one gets its target live too).
-                return Verdict::Answer;
-            }
-        }
-        let settling = self
-            .first_heard
-            .get(&key.0)
-            .is_some_and(|t| now.duration_since(*t) < self.core.cfg.history_settle);
-        if settling {
-            Verdict::Defer
-        } else {
-            Verdict::Answer
-        }
-    }
-
     /// If idle and willing, answers the oldest open request.
     async fn try_answer(&mut self) {
         if !self.idle() || !self.willing() {
@@ -515,32 +459,23 @@ impl ServerEngine {
         }
         let now = Instant::now();
         // The open requests we may answer (at most MAX_CHOICE of the oldest).
-        let mut answerable = Vec::new();
-        let mut i = 0;
-        while i < self.pending.len() && answerable.len() < MAX_CHOICE {
-            match self.verdict(&self.pending[i], now) {
-                Verdict::Drop => {
-                    self.pending.remove(i);
-                }
-                Verdict::Defer => i += 1,
-                Verdict::Answer => {
-                    answerable.push(i);
-                    i += 1;
-                }
-            }
-        }
+        let answerable = {
+            let peers = self.core.peers.borrow();
+            let (taken, replied) = (&self.taken, &self.replied);
+            let settle = self.core.cfg.history_settle;
+            self.requests.answerable(now, MAX_CHOICE, |p, heard| {
+                verdict(p, now, &peers, taken, replied, heard, settle)
+            })
+        };
         if answerable.is_empty() {
             return;
         }
         // Idle computing nodes all see the same open requests; if each answered the oldest,
         // all but one would lose it and wait a round trip for nothing. Each takes a different
         // one instead: the request at its rank among the computing nodes it knows.
-        let pick = if answerable.len() > 1 {
-            answerable[self.rank(now) % answerable.len()]
-        } else {
-            answerable[0]
-        };
-        let key = self.pending.remove(pick).expect("listed").key;
+        let pick = answerable[self.rank(now) % answerable.len()].clone();
+        self.requests.remove(&pick);
+        let key = pick.key;
         let reply = MsReference {
             client_id: key.0.clone(),
             task_id: key.1,
@@ -586,6 +521,7 @@ impl ServerEngine {
             if let Some(a) = &self.awaiting {
                 if now.duration_since(a.since) > cfg.target_timeout {
                     tracing::debug!(main = %a.key.0, task = a.key.1, "no target in time; moving on");
+                    self.requests.target_timeout(&a.key.0, now);
                     self.awaiting = None;
                 } else if peers.gone(&a.key.0, now).is_some() {
                     self.awaiting = None;
@@ -605,9 +541,68 @@ impl ServerEngine {
                     ctx.cancel();
                 }
             }
-            self.pending.retain(|p| peers.gone(&p.key.0, now).is_none());
+            for main in self.requests.mains() {
+                if peers.gone(&main, now).is_some() {
+                    self.requests.forget(&main);
+                }
+            }
+            self.requests
+                .recheck(now, cfg.ghost_timeout, |m, from| peers.vouched(m, from));
+            let refused = self.requests.refused();
+            self.shared
+                .requests_refused
+                .store(refused.ghosts + refused.overflow, Ordering::Relaxed);
         }
         self.dispatch();
         self.try_answer().await;
+    }
+}
+
+/// Whether to answer an open request now.
+///
+/// A computing node that starts late receives the mains' request and target histories at
+/// about the same time, in no guaranteed order, and must not answer requests already taken.
+/// An amlip main's heartbeat says exactly which of its requests are still open (its task
+/// counter and open set), for every request it wrote before that heartbeat (both carry the
+/// main's source timestamp; mains heartbeat as soon as they discover a computing node). A
+/// request newer than a heartbeat that lists us among the main's known peers was written while
+/// the main knew us: live. For any other request newer than every heartbeat, or from a plain
+/// AML-IP main, we wait `settle` after first hearing from that main, so that its target
+/// history arrives first; after that, requests are live and answered at once.
+fn verdict(
+    req: &Pending,
+    now: Instant,
+    peers: &PeerTable,
+    taken: &RecentSet<Key>,
+    replied: &RecentSet<Key>,
+    first_heard: Instant,
+    settle: Duration,
+) -> Verdict {
+    let key = &req.key;
+    if taken.contains(key) || replied.contains(key) {
+        return Verdict::Drop;
+    }
+    if peers.gone(&key.0, now).is_some() {
+        return Verdict::Drop;
+    }
+    if let Some((info, Some(heartbeat_at))) = peers.info_with_time(&key.0) {
+        if req.written_at.is_some_and(|r| r <= heartbeat_at) {
+            let stale = key.1 < info.next_task && !info.open_tasks.contains(&key.1);
+            return if stale {
+                Verdict::Drop
+            } else {
+                Verdict::Answer
+            };
+        }
+        if peers.knows_me(&key.0) {
+            // Written after a heartbeat that lists us: the main knew us, so this request
+            // reached us live (a taken one gets its target live too).
+            return Verdict::Answer;
+        }
+    }
+    if now.duration_since(first_heard) < settle {
+        Verdict::Defer
+    } else {
+        Verdict::Answer
     }
 }

@@ -244,11 +244,17 @@ impl<'a> Runner<'a> {
                     let unsolved = batch.pending() + 1;
                     batch.cancel();
                     left.extend(batch.by_ref().map(|o| o.label.to_string()));
+                    left.sort();
+                    // Name a few: a thousand names help nobody.
+                    let mut jobs = left.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+                    if left.len() > 10 {
+                        jobs.push_str(&format!(" and {} more", left.len() - 10));
+                    }
                     return Err(SessionError::TimeUp {
                         unsolved,
                         total,
                         hint,
-                        jobs: left.join(", "),
+                        jobs,
                     });
                 }
                 Err(error) => {

@@ -106,6 +106,17 @@ impl<'a> CdrReader<'a> {
         self.buf.len() - self.pos
     }
 
+    /// Checks that nothing but alignment padding (fewer than 4 zero bytes, which AML-IP and
+    /// amlip add to round a sample up to 4 bytes) follows the last field.
+    pub fn end(self) -> Result<(), WireError> {
+        let rest = &self.buf[self.pos..];
+        if rest.len() < 4 && rest.iter().all(|b| *b == 0) {
+            Ok(())
+        } else {
+            Err(WireError::Trailing(rest.len()))
+        }
+    }
+
     fn align(&mut self, n: usize, field: &'static str) -> Result<(), WireError> {
         let pad = (n - self.pos % n) % n;
         self.take(pad, field).map(|_| ())

@@ -256,6 +256,7 @@ impl WireType for NodeInfo {
         let known_peers = (0..n)
             .map(|_| AmlipId::read(&mut r, "known_peers"))
             .collect::<Result<Vec<_>, _>>()?;
+        // No end check: a later extension version may append fields (it says its `version`).
         Ok(Self {
             id,
             version,
@@ -354,6 +355,7 @@ impl WireType for Chunk {
                 ),
             });
         }
+        r.end()?;
         Ok(Self {
             sender_id,
             transfer_id,
@@ -386,7 +388,7 @@ impl WireType for Credit {
 
     fn decode(body: &Bytes, order: ByteOrder) -> Result<Self, WireError> {
         let mut r = CdrReader::new(body, order);
-        Ok(Self {
+        let v = Self {
             receiver_id: AmlipId::read(&mut r, "receiver_id")?,
             transfer_id: r.u64("transfer_id")?,
             received: r.u64("received")?,
@@ -401,7 +403,9 @@ impl WireType for Credit {
                     })
                 }
             },
-        })
+        };
+        r.end()?;
+        Ok(v)
     }
 }
 

@@ -31,6 +31,9 @@ pub enum IdError {
         /// The limit.
         max: usize,
     },
+    /// Not the printed form of an id.
+    #[error("{0:?} is not a node id (<name>.aa.bb.cc.dd)")]
+    NotAnId(String),
     /// A character topic names cannot hold.
     #[error("node name {name:?} has {bad:?}; only [0-9A-Za-z_.] are allowed (it becomes part of DDS topic names)")]
     BadChar {
@@ -130,6 +133,25 @@ impl fmt::Display for AmlipId {
     }
 }
 
+impl std::str::FromStr for AmlipId {
+    type Err = IdError;
+
+    /// The printed form, `<name>.aa.bb.cc.dd`.
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        let mut parts = s.rsplitn(5, '.');
+        let mut suffix = [0u8; 4];
+        for i in (0..4).rev() {
+            let byte = parts.next().and_then(|h| {
+                (h.len() == 2)
+                    .then(|| u8::from_str_radix(h, 16).ok())
+                    .flatten()
+            });
+            suffix[i] = byte.ok_or_else(|| IdError::NotAnId(s.to_owned()))?;
+        }
+        Self::from_parts(parts.next().unwrap_or(""), suffix)
+    }
+}
+
 impl fmt::Debug for AmlipId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -138,6 +160,14 @@ impl fmt::Debug for AmlipId {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_printed_form_parses_back() {
+        let id = super::AmlipId::from_parts("Computing.x", [0x0a, 0xff, 0, 7]).unwrap();
+        assert_eq!(id.to_string().parse::<super::AmlipId>().unwrap(), id);
+        assert!("Computing".parse::<super::AmlipId>().is_err());
+        assert!("Main.1.2.3.4".parse::<super::AmlipId>().is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -173,10 +173,12 @@ impl WireType for MsRequest {
 
     fn decode(body: &Bytes, order: ByteOrder) -> Result<Self, WireError> {
         let mut r = CdrReader::new(body, order);
-        Ok(Self {
+        let v = Self {
             client_id: AmlipId::read(&mut r, "client_id")?,
             task_id: r.u32("task_id")?,
-        })
+        };
+        r.end()?;
+        Ok(v)
     }
 }
 
@@ -193,11 +195,13 @@ impl WireType for MsReference {
 
     fn decode(body: &Bytes, order: ByteOrder) -> Result<Self, WireError> {
         let mut r = CdrReader::new(body, order);
-        Ok(Self {
+        let v = Self {
             client_id: AmlipId::read(&mut r, "client_id")?,
             task_id: r.u32("task_id")?,
             server_id: AmlipId::read(&mut r, "server_id")?,
-        })
+        };
+        r.end()?;
+        Ok(v)
     }
 }
 
@@ -215,12 +219,14 @@ impl WireType for MsData {
 
     fn decode(body: &Bytes, order: ByteOrder) -> Result<Self, WireError> {
         let mut r = CdrReader::new(body, order);
-        Ok(Self {
+        let v = Self {
             client_id: AmlipId::read(&mut r, "client_id")?,
             task_id: r.u32("task_id")?,
             server_id: AmlipId::read(&mut r, "server_id")?,
             data: r.generic(body, "data")?,
-        })
+        };
+        r.end()?;
+        Ok(v)
     }
 }
 
@@ -237,11 +243,13 @@ impl WireType for Status {
 
     fn decode(body: &Bytes, order: ByteOrder) -> Result<Self, WireError> {
         let mut r = CdrReader::new(body, order);
-        Ok(Self {
+        let v = Self {
             id: AmlipId::read(&mut r, "id")?,
             node_kind: NodeKind::from_u32(r.u32("node_kind")?),
             state: NodeState::from_u32(r.u32("state")?),
-        })
+        };
+        r.end()?;
+        Ok(v)
     }
 }
 
@@ -264,6 +272,7 @@ impl WireType for ModelStatistics {
         let server_id = AmlipId::read(&mut r, "server_id")?;
         let start = r.position();
         r.octets(size, "data")?;
+        r.end()?;
         Ok(Self {
             name,
             server_id,
@@ -397,6 +406,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn only_alignment_padding_may_follow_the_last_field() {
+        let (_, request) = &vectors()[0];
+        assert!(MsRequest::from_payload(request).is_ok());
+        let mut longer = request.clone();
+        longer.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(
+            MsRequest::from_payload(&longer).unwrap_err(),
+            WireError::Trailing(4)
+        );
+        let mut garbage = request.clone();
+        garbage.push(7);
+        assert_eq!(
+            MsRequest::from_payload(&garbage).unwrap_err(),
+            WireError::Trailing(1)
+        );
+        // The captured job ends with 3 zero bytes of padding, which is fine.
+        let (_, job) = &vectors()[3];
+        assert_eq!(&job[job.len() - 3..], &[0, 0, 0]);
+        assert!(MsData::from_payload(job).is_ok());
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum WireError {
     /// Not plain CDR.
     #[error("unsupported encapsulation {0:02x?} (expected plain CDR 00 00 or 00 01)")]
     Encapsulation([u8; 2]),
+    /// Bytes after the last field that are not alignment padding.
+    #[error("{0} bytes after the last field (at most 3 zero bytes of padding may follow)")]
+    Trailing(usize),
     /// Not even the encapsulation header.
     #[error("sample shorter than the 4-byte encapsulation header")]
     NoHeader,
