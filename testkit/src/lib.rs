@@ -10,7 +10,7 @@ mod domain;
 mod process;
 
 pub use domain::{domain, Domain};
-pub use process::{binary, example, Proc};
+pub use process::{binary, example, fastdds_peer, Proc};
 
 use std::time::{Duration, Instant};
 

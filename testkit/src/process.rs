@@ -32,6 +32,14 @@ pub fn example(name: &str) -> PathBuf {
     p
 }
 
+/// The Fast DDS test peer (`interop/fastdds-peer/build.sh` puts it in `target/fastdds-peer`),
+/// if it was built.
+pub fn fastdds_peer() -> Option<PathBuf> {
+    let target = profile_dir().parent()?.to_path_buf();
+    let p = target.join("fastdds-peer").join("peer");
+    p.exists().then_some(p)
+}
+
 /// `target/<profile>`: test executables run from its `deps` directory.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");

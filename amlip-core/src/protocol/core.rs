@@ -28,6 +28,10 @@ const PAUSE_WATCH_EVERY: Duration = Duration::from_millis(100);
 /// having been stopped.
 const PAUSE_SUSPECTED: Duration = Duration::from_millis(200);
 
+/// Peers whose writers a node creates ahead of their first job (see
+/// [`NodeCore::prepare_writers_to`]).
+const MAX_PREPARED: usize = 256;
+
 /// How long a stopping node waits for its `dropped` status to be acknowledged.
 const LAST_WORD_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
@@ -106,6 +110,8 @@ pub struct NodeCore {
     endpoints: RefCell<Rc<Endpoints>>,
     /// What the readers dropped, kept across [`revive`](Self::revive).
     dropped: Arc<DropCounters>,
+    /// Peers whose writers were created ahead of time.
+    prepared: RefCell<std::collections::HashSet<AmlipId>>,
     /// When [`check_clock`](NodeCore::check_clock) last ran, and whether it found a stall.
     clock: Cell<Instant>,
     stalled: Cell<bool>,
@@ -127,6 +133,7 @@ impl NodeCore {
             cfg,
             endpoints: RefCell::new(Rc::new(endpoints)),
             dropped,
+            prepared: RefCell::new(Default::default()),
             clock: Cell::new(Instant::now()),
             stalled: Cell::new(false),
         }))
@@ -143,6 +150,7 @@ impl NodeCore {
     pub fn revive(&self) -> Result<(), DdsError> {
         let fresh = Endpoints::new(&self.cfg, self.dropped.clone())?;
         *self.endpoints.borrow_mut() = Rc::new(fresh);
+        self.prepared.borrow_mut().clear();
         Ok(())
     }
 
@@ -212,20 +220,39 @@ impl NodeCore {
     }
 
     /// Creates ahead of time the writers we will need towards `peer`, so that the first job
-    /// does not pay for endpoint discovery.
-    pub fn prepare_writers_to(&self, peer: &NodeInfo) {
-        let ep = self.endpoints();
-        let result = match (self.kind, peer.kind) {
-            (NodeKind::Main, NodeKind::Computing) => {
-                ep.payloads(&topics::job_task_data(&peer.id)).map(drop)
+    /// does not pay for endpoint discovery: on AML-IP's per-node topics for any peer of the
+    /// other role that published its status (a reader on a topic DDS has not matched yet gets
+    /// a sample written there only at the writer's next heartbeat: 3 s for Fast DDS), and the
+    /// chunk-stream writers too for amlip peers. At most `MAX_PREPARED` peers are prepared this
+    /// way (statuses are cheap to forge); others get their writers on first use.
+    pub fn prepare_writers_to(&self, peer: &AmlipId, kind: NodeKind, info: Option<&NodeInfo>) {
+        if !matches!(
+            (self.kind, kind),
+            (NodeKind::Main, NodeKind::Computing) | (NodeKind::Computing, NodeKind::Main)
+        ) {
+            return;
+        }
+        {
+            let mut prepared = self.prepared.borrow_mut();
+            if !prepared.contains(peer) {
+                if prepared.len() >= MAX_PREPARED {
+                    return;
+                }
+                prepared.insert(peer.clone());
+            } else if info.is_none() {
+                return;
             }
-            (NodeKind::Computing, NodeKind::Main) => ep
-                .references(&topics::job_reply_available(&peer.id))
-                .and_then(|_| ep.payloads(&topics::job_task_solution(&peer.id)))
+        }
+        let ep = self.endpoints();
+        let result = match self.kind {
+            NodeKind::Main => ep.payloads(&topics::job_task_data(peer)).map(drop),
+            _ => ep
+                .references(&topics::job_reply_available(peer))
+                .and_then(|_| ep.payloads(&topics::job_task_solution(peer)))
                 .map(drop),
-            _ => return,
         };
         let result = result.and_then(|_| {
+            let Some(peer) = info else { return Ok(()) };
             if self.cfg.extensions && peer.supports_stream() {
                 ep.prepare_streams(&peer.id)?;
                 ep.credits(&peer.id)?;
@@ -233,7 +260,7 @@ impl NodeCore {
             Ok(())
         });
         if let Err(e) = result {
-            tracing::warn!(peer = %peer.id, "cannot prepare writers: {e}");
+            tracing::warn!(%peer, "cannot prepare writers: {e}");
         }
     }
 
@@ -355,6 +382,9 @@ impl NodeCore {
             decoded(p.reader::<Status>(topics::STATUS, Profile::Status)?)
                 .map(move |s| {
                     core.peers.borrow_mut().on_status(&s.value, s.from);
+                    if s.value.state == NodeState::Running {
+                        core.prepare_writers_to(&s.value.id, s.value.node_kind, None);
+                    }
                     Inbound::Status(s.value)
                 })
                 .boxed_local(),
@@ -381,7 +411,7 @@ impl NodeCore {
                             Instant::now(),
                         );
                         if first {
-                            core.prepare_writers_to(&info);
+                            core.prepare_writers_to(&info.id, info.kind, Some(&info));
                             Inbound::NewPeer(info)
                         } else {
                             Inbound::Heartbeat

@@ -1,0 +1,248 @@
+//! amlip against a Fast DDS peer that speaks AML-IP v0.3 on the wire (`interop/fastdds-peer`):
+//! its main, computing node and status watcher with amlip's binaries, both ways, every job
+//! checked. The peer is built by `interop/fastdds-peer/build.sh` (after `apt-get install
+//! libfastrtps-dev libfastcdr-dev`); without it these tests say so and pass, unless
+//! `AMLIP_INTEROP_REQUIRED` is set (`.ci/run` sets it, so CI never skips them).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{computing, domain, main as main_proc, Domain, Proc};
+
+/// A `computing-node` that has bound its ports: nodes of the two DDS implementations started at
+/// the same instant on one host can pick clashing discovery ports (see the note in
+/// interop/README.md), so every process here starts once the previous one is up.
+fn ready_computing(name: &str, d: &Domain) -> Proc {
+    let p = computing(name, d, &[]);
+    assert!(
+        p.wait_for("serving", Duration::from_secs(30)),
+        "{name} did not start:\n{}",
+        p.output()
+    );
+    p
+}
+
+/// The peer, or `None` (with the reason printed) when it is not built.
+fn peer() -> Option<PathBuf> {
+    match amlip_testkit::fastdds_peer() {
+        Some(p) => Some(p),
+        None if std::env::var_os("AMLIP_INTEROP_REQUIRED").is_some() => {
+            panic!("the Fast DDS peer is not built: run interop/fastdds-peer/build.sh")
+        }
+        None => {
+            eprintln!("skipped: the Fast DDS peer is not built (interop/fastdds-peer/build.sh)");
+            None
+        }
+    }
+}
+
+/// A peer process in `role` on `domain`.
+fn spawn_peer(bin: &Path, role: &str, name: &str, d: &Domain, extra: &[&str]) -> Proc {
+    let dom = d.arg();
+    let mut args = vec![role, "--domain", &dom, "--name", name];
+    args.extend_from_slice(extra);
+    let p = Proc::spawn(name, bin.to_path_buf(), &args, &[]);
+    assert!(
+        p.wait_for("ready ", Duration::from_secs(30)),
+        "{name} did not start:\n{}",
+        p.output()
+    );
+    p
+}
+
+/// Runs a peer main to the end; returns its output (every job checked by the peer itself).
+fn peer_main(bin: &Path, d: &Domain, jobs: usize, size: usize, extra: &[&str]) -> String {
+    let (j, s) = (jobs.to_string(), size.to_string());
+    let mut args = vec![
+        "--jobs",
+        j.as_str(),
+        "--size",
+        s.as_str(),
+        "--timeout",
+        "300",
+    ];
+    args.extend_from_slice(extra);
+    let mut m = spawn_peer(bin, "main", "FastMain", d, &args);
+    let status = m
+        .wait_exit(Duration::from_secs(900))
+        .unwrap_or_else(|| panic!("the peer main is still running:\n{}", m.output()));
+    let out = m.output();
+    assert!(status.success(), "the peer main failed:\n{out}");
+    assert!(
+        out.contains(&format!("summary jobs {jobs} ok {jobs} ")),
+        "not every job was solved right:\n{out}"
+    );
+    out
+}
+
+/// Runs `main-node jobs` to the end; returns its output (every solution checked).
+fn amlip_main(d: &Domain, jobs: usize, size: usize, wait_nodes: usize) -> String {
+    let (j, s, w) = (jobs.to_string(), size.to_string(), wait_nodes.to_string());
+    let mut m = main_proc(
+        d,
+        &[
+            "jobs",
+            "--count",
+            &j,
+            "--size",
+            &s,
+            "--wait-nodes",
+            &w,
+            "--timeout",
+            "120s",
+        ],
+    );
+    let status = m
+        .wait_exit(Duration::from_secs(900))
+        .unwrap_or_else(|| panic!("main-node is still running:\n{}", m.output()));
+    let out = m.output();
+    assert!(status.success(), "main-node failed:\n{out}");
+    assert!(
+        out.contains(&format!("{jobs} of {jobs} jobs solved, 0 failed")),
+        "{out}"
+    );
+    out
+}
+
+#[test]
+fn a_peer_main_sends_jobs_to_an_amlip_computing_node() {
+    let Some(bin) = peer() else { return };
+    let d = domain();
+    let node = ready_computing("C", &d);
+    for (jobs, size) in [(20, 1), (20, 1_000)] {
+        let out = peer_main(&bin, &d, jobs, size, &[]);
+        assert_eq!(out.matches(" by C.").count(), jobs, "{out}");
+    }
+    assert!(node.has_line("working on job"));
+}
+
+#[test]
+fn an_async_peer_main_queues_twenty_jobs_for_an_amlip_computing_node() {
+    let Some(bin) = peer() else { return };
+    let d = domain();
+    let _node = ready_computing("C", &d);
+    peer_main(&bin, &d, 20, 1_000, &["--async"]);
+}
+
+#[test]
+fn an_amlip_main_sends_jobs_to_a_peer_computing_node() {
+    let Some(bin) = peer() else { return };
+    let d = domain();
+    let node = spawn_peer(&bin, "computing", "FastComputing", &d, &[]);
+    for (jobs, size) in [(20, 1), (20, 1_000)] {
+        let out = amlip_main(&d, jobs, size, 1);
+        assert!(out.contains("FastComputing."), "{out}");
+    }
+    assert_eq!(node.output().matches("served ").count(), 40);
+}
+
+#[test]
+fn a_peer_main_shares_its_jobs_among_amlip_and_peer_computing_nodes() {
+    let Some(bin) = peer() else { return };
+    let d = domain();
+    let _ours = [ready_computing("C1", &d), ready_computing("C2", &d)];
+    let theirs = spawn_peer(&bin, "computing", "FastComputing", &d, &[]);
+    let out = peer_main(&bin, &d, 40, 1_000, &[]);
+    let by_ours = out.matches(" by C1.").count() + out.matches(" by C2.").count();
+    let by_theirs = out.matches(" by FastComputing.").count();
+    assert_eq!(by_ours + by_theirs, 40, "{out}");
+    assert_eq!(theirs.output().matches("served ").count(), by_theirs);
+}
+
+#[test]
+fn an_amlip_main_shares_its_jobs_among_amlip_and_peer_computing_nodes() {
+    let Some(bin) = peer() else { return };
+    let d = domain();
+    let _ours = [ready_computing("C1", &d), ready_computing("C2", &d)];
+    let theirs = spawn_peer(&bin, "computing", "FastComputing", &d, &[]);
+    let out = amlip_main(&d, 40, 1_000, 3);
+    let served_by_peer = theirs.output().matches("served ").count();
+    assert_eq!(
+        out.matches("solved by FastComputing.").count(),
+        served_by_peer,
+        "{out}"
+    );
+}
+
+#[test]
+fn the_peer_status_watcher_sees_amlip_nodes_come_and_go() {
+    let Some(bin) = peer() else { return };
+    let d = domain();
+    let watcher = spawn_peer(&bin, "status", "FastStatus", &d, &["--seconds", "120"]);
+    let mut node = ready_computing("Watched", &d);
+    let id = {
+        node.output()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("computing node ")?
+                    .split(' ')
+                    .next()
+                    .map(String::from)
+            })
+            .expect("the node prints its id")
+    };
+    // AML-IP's kinds and states: computing 4; running 1, dropped 3.
+    let running = format!("status {id} kind 4 state 1");
+    assert!(
+        watcher.wait_for(&running, Duration::from_secs(60)),
+        "{running} not seen:\n{}",
+        watcher.output()
+    );
+    node.interrupt();
+    node.wait_exit(Duration::from_secs(30)).expect("stopped");
+    let dropped = format!("status {id} kind 4 state 3");
+    assert!(
+        watcher.wait_for(&dropped, Duration::from_secs(60)),
+        "{dropped} not seen:\n{}",
+        watcher.output()
+    );
+    let mut main = main_proc(&d, &["send", "hello", "--timeout", "2s"]);
+    main.wait_exit(Duration::from_secs(60)).expect("main ended");
+    assert!(
+        watcher.wait_for(" kind 3 state 1", Duration::from_secs(60)),
+        "the main's status was not seen:\n{}",
+        watcher.output()
+    );
+}
+
+#[test]
+fn an_amlip_computing_node_started_after_a_peer_main_sent_its_requests_serves_them() {
+    let Some(bin) = peer() else { return };
+    let d = domain();
+    let mut main = spawn_peer(
+        &bin,
+        "main",
+        "FastMain",
+        &d,
+        &["--jobs", "5", "--size", "100", "--timeout", "300"],
+    );
+    // The first request is out (the peer writes it at once, and waits for an answer).
+    let late = ready_computing("Late", &d);
+    let status = main
+        .wait_exit(Duration::from_secs(600))
+        .unwrap_or_else(|| panic!("{}\n{}", main.output(), late.output()));
+    assert!(status.success(), "{}", main.output());
+    assert!(
+        main.output().contains("summary jobs 5 ok 5 "),
+        "{}",
+        main.output()
+    );
+}
+
+#[test]
+#[ignore = "slow and can stall: rustdds's 256-byte fragments overrun Fast DDS's default socket \
+            buffer (see interop/README.md); run by hand"]
+fn large_payloads_both_ways() {
+    let Some(bin) = peer() else { return };
+    for size in [1_000_000, 10_000_000, 50_000_000] {
+        let d = domain();
+        let node = ready_computing("C", &d);
+        peer_main(&bin, &d, 3, size, &[]);
+        drop(node);
+        let d = domain();
+        let _peer = spawn_peer(&bin, "computing", "FastComputing", &d, &[]);
+        amlip_main(&d, 3, size, 1);
+    }
+}
