@@ -411,6 +411,24 @@ static double ms_since(Clock::time_point t) {
 // send the data, wait for the solution. One job at a time; `--async` queues them all first and
 // times each from then, as AML-IP's AsyncMainNode does.
 
+// Takes samples of `reader` until one for `req`'s task of this main arrives (into `out`), or
+// `deadline` passes; returns whether it arrived.
+template <class T>
+static bool await_sample(Node& node, DataReader* reader, uint64_t& seen,
+                         Clock::time_point deadline, const Request& req, T& out) {
+    bool found = false;
+    while (!found && !g_stop && Clock::now() < deadline) {
+        Node::take<T>(reader, [&](const T& v) {
+            if (!found && v.client == req.client && v.task == req.task) {
+                out = v;
+                found = true;
+            }
+        });
+        if (!found) node.wake.wait(seen, 50);
+    }
+    return found;
+}
+
 static int run_main(int domain, const std::string& name, int jobs, size_t size, bool async_mode,
                     int timeout_s) {
     Node node(domain, name, KIND_MAIN);
@@ -434,18 +452,8 @@ static int run_main(int domain, const std::string& name, int jobs, size_t size, 
         req.task = uint32_t(i);
         requests->write(&req);
         // The first availability answer for this task.
-        bool have = false;
         Reference chosen;
-        while (!have && !g_stop && Clock::now() < deadline) {
-            Node::take<Reference>(replies, [&](const Reference& r) {
-                if (!have && r.client == node.id && r.task == req.task) {
-                    chosen = r;
-                    have = true;
-                }
-            });
-            if (!have) node.wake.wait(seen, 50);
-        }
-        if (!have) {
+        if (!await_sample(node, replies, seen, deadline, req, chosen)) {
             std::printf("error job %d: no computing node answered within %d s\n", i, timeout_s);
             break;
         }
@@ -458,18 +466,8 @@ static int run_main(int domain, const std::string& name, int jobs, size_t size, 
         for (size_t k = 0; k < size; ++k) job.data[k] = uint8_t('a' + (i + k) % 26);
         node.writer("amlip/job_task_data_" + chosen.server.str(), "amlip::ms_data_GENERIC")
             ->write(&job);
-        bool solved = false;
         Data sol;
-        while (!solved && !g_stop && Clock::now() < deadline) {
-            Node::take<Data>(solutions, [&](const Data& d) {
-                if (!solved && d.client == node.id && d.task == req.task) {
-                    sol = d;
-                    solved = true;
-                }
-            });
-            if (!solved) node.wake.wait(seen, 50);
-        }
-        if (!solved) {
+        if (!await_sample(node, solutions, seen, deadline, req, sol)) {
             std::printf("error job %d: no solution from %s within %d s\n", i,
                         chosen.server.str().c_str(), timeout_s);
             break;

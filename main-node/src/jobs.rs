@@ -58,20 +58,17 @@ pub fn run(node: &NodeArgs, args: &JobsArgs, stop: &CancelToken) -> anyhow::Resu
         args.batches,
         args.size,
     );
-    let deadline = Instant::now() + args.timeout;
-    while main.stats().computing_nodes.len() < args.wait_nodes {
-        if stop.wait_timeout(Duration::from_millis(20)) {
-            bail!("interrupted");
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "only {} of {} computing nodes appeared on domain {} within {:?}",
-                main.stats().computing_nodes.len(),
-                args.wait_nodes,
-                main.domain(),
-                args.timeout
-            );
-        }
+    let known = main.wait_for_computing_nodes(args.wait_nodes, args.timeout, stop);
+    if stop.is_cancelled() {
+        bail!("interrupted");
+    }
+    if known < args.wait_nodes {
+        bail!(
+            "only {known} of {} computing nodes appeared on domain {} within {:?}",
+            args.wait_nodes,
+            main.domain(),
+            args.timeout
+        );
     }
     let start = Instant::now();
     let (mut times, mut failures) = (Vec::new(), Vec::new());

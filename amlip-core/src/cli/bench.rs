@@ -209,17 +209,10 @@ fn check_stop(stop: &CancelToken) -> Result<()> {
 }
 
 fn wait_for_nodes(main: &MainNode, n: usize, stop: &CancelToken) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while main.stats().computing_nodes.len() < n {
-        if stop.wait_timeout(Duration::from_millis(20)) {
-            return Err(BenchError::Interrupted);
-        }
-        if Instant::now() > deadline {
-            fail!(
-                "only {} of {n} computing nodes showed up within 30 s",
-                main.stats().computing_nodes.len()
-            );
-        }
+    let known = main.wait_for_computing_nodes(n, Duration::from_secs(30), stop);
+    check_stop(stop)?;
+    if known < n {
+        fail!("only {known} of {n} computing nodes showed up within 30 s");
     }
     Ok(())
 }

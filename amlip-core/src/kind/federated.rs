@@ -46,6 +46,21 @@ pub struct FedRound {
     pub seed: u64,
 }
 
+impl FedRound {
+    /// A job's parameters: these fields and the training's hyper-parameters (a JSON object;
+    /// its fields of the same names give way to these).
+    pub fn params_with(
+        &self,
+        hyper: &serde_json::Map<String, serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut params = hyper.clone();
+        if let serde_json::Value::Object(round) = serde_json::to_value(self).expect("serialises") {
+            params.extend(round);
+        }
+        serde_json::Value::Object(params)
+    }
+}
+
 /// What a federated solution reports beside the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FedUpdate {

@@ -87,20 +87,17 @@ pub fn job(
     hyper: &MlpHyper,
     seed: u64,
 ) -> Result<Payload, PayloadError> {
-    let mut params = serde_json::to_value(super::federated::FedRound {
+    let round = super::federated::FedRound {
         round: 1,
         shard: 0,
         shards: 1,
         seed,
-    })
-    .expect("serialises");
-    if let (Some(p), serde_json::Value::Object(h)) = (
-        params.as_object_mut(),
-        serde_json::to_value(hyper).expect("serialises"),
-    ) {
-        p.extend(h);
-    }
-    let p = Payload::new(MlpTraining::KIND).with_params(&params)?;
+    };
+    let hyper = match serde_json::to_value(hyper).expect("serialises") {
+        serde_json::Value::Object(h) => h,
+        _ => unreachable!("a struct serialises as an object"),
+    };
+    let p = Payload::new(MlpTraining::KIND).with_params(&round.params_with(&hyper))?;
     Ok(super::federated::with_weights(
         super::aml_train::with_images(p, images, labels),
         &net.weights(),
@@ -186,17 +183,13 @@ mod tests {
 
     fn job(net: &Mlp, n: usize, hyper: serde_json::Value) -> Payload {
         let (images, labels) = toy(n);
-        let mut params = serde_json::to_value(FedRound {
+        let params = FedRound {
             round: 1,
             shard: 0,
             shards: 1,
             seed: 3,
-        })
-        .unwrap();
-        params
-            .as_object_mut()
-            .unwrap()
-            .extend(hyper.as_object().unwrap().clone());
+        }
+        .params_with(hyper.as_object().unwrap());
         with_weights(Payload::new("mlp_train"), &net.weights())
             .with_params(&params)
             .unwrap()

@@ -191,6 +191,26 @@ impl MainNode {
         self.handle.stats()
     }
 
+    /// Waits until `n` computing nodes are known alive, for at most `timeout`, or until
+    /// `cancel` is raised. Returns how many are known when it stops.
+    pub fn wait_for_computing_nodes(
+        &self,
+        n: usize,
+        timeout: Duration,
+        cancel: &crate::cancel::CancelToken,
+    ) -> usize {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let known = self.stats().computing_nodes.len();
+            if known >= n
+                || std::time::Instant::now() > deadline
+                || cancel.wait_timeout(Duration::from_millis(20))
+            {
+                return known;
+            }
+        }
+    }
+
     /// Samples this node's readers dropped (malformed, or of a foreign type), by topic.
     pub fn dropped_samples(&self) -> BTreeMap<String, DroppedSamples> {
         self.handle.dropped.snapshot()

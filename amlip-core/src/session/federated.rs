@@ -154,16 +154,13 @@ impl<M: FedModel + Clone> FedAvg<M> {
                     shards: n,
                     kind: kind.clone(),
                 };
-                let mut params = serde_json::to_value(FedRound {
+                let params = FedRound {
                     round,
                     shard: i,
                     shards: n,
                     seed: self.seed.wrapping_add((round * 1000 + i) as u64),
-                })
-                .expect("serialises");
-                if let Value::Object(m) = &mut params {
-                    m.extend(self.hyper.clone());
                 }
+                .params_with(&self.hyper);
                 let mut job = Payload::new(&kind).with_params(&params)?;
                 for (name, t) in shard.tensors() {
                     job.insert(name, t.clone());

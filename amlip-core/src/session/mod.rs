@@ -183,22 +183,21 @@ impl<'a> Runner<'a> {
 
     /// Waits until `n` computing nodes are known (0: no wait), within the deadline.
     pub fn wait_for_nodes(&mut self, n: usize) -> Result<(), SessionError> {
-        while self.main.stats().computing_nodes.len() < n {
-            if self.cancel.wait_timeout(Duration::from_millis(20)) {
-                return Err(SessionError::Interrupted {
-                    unsolved: 0,
-                    total: 0,
-                });
-            }
-            if Instant::now() > self.deadline {
-                return Err(SessionError::Config(format!(
-                    "only {} of {n} computing nodes appeared on domain {}",
-                    self.main.stats().computing_nodes.len(),
-                    self.main.domain()
-                )));
-            }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let known = self.main.wait_for_computing_nodes(n, left, &self.cancel);
+        if known >= n {
+            Ok(())
+        } else if self.cancel.is_cancelled() {
+            Err(SessionError::Interrupted {
+                unsolved: 0,
+                total: 0,
+            })
+        } else {
+            Err(SessionError::Config(format!(
+                "only {known} of {n} computing nodes appeared on domain {}",
+                self.main.domain()
+            )))
         }
-        Ok(())
     }
 
     /// Sends every job and waits for every solution, in the order they arrive. Fails at the
