@@ -4,6 +4,7 @@
 //! the binaries read `AMLIP_DOMAIN` and `AMLIP_NETWORK` and pass them in, so a program's
 //! behaviour is what its code says.
 
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use crate::dds::{Network, DEFAULT_DOMAIN, MAX_DOMAIN};
@@ -44,6 +45,15 @@ pub(crate) struct StreamConfig {
     pub max_incoming: usize,
     /// Unfinished incoming transfers at once.
     pub max_transfers: usize,
+    /// Whether large payloads between amlip nodes may go over a direct TCP connection.
+    pub direct: bool,
+    /// The direct path's listening port (0: any free port).
+    pub direct_port: u16,
+    /// Announce this address for the direct path instead of the node's own (NAT, port
+    /// forwarding).
+    pub direct_advertise: Option<SocketAddrV4>,
+    /// How long connecting (and the hello) to a peer's direct path may take.
+    pub connect_timeout: Duration,
 }
 
 impl Default for StreamConfig {
@@ -56,6 +66,10 @@ impl Default for StreamConfig {
             max_message: 2 << 30,
             max_incoming: 4 << 30,
             max_transfers: 1024,
+            direct: true,
+            direct_port: 0,
+            direct_advertise: None,
+            connect_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -156,6 +170,34 @@ impl NodeConfig {
     /// that would go over it is refused, with its transfer.
     pub fn max_incoming(mut self, bytes: usize) -> Self {
         self.stream.max_incoming = bytes;
+        self
+    }
+
+    /// Whether large payloads between amlip nodes may go over a direct TCP connection the
+    /// receiver announces (default on). Off, or when the connection cannot be made, they go
+    /// over DDS as a chunk stream. AML-IP peers always get one DDS sample.
+    pub fn direct_path(mut self, enabled: bool) -> Self {
+        self.stream.direct = enabled;
+        self
+    }
+
+    /// The TCP port the direct path listens on (default 0: any free port).
+    pub fn direct_port(mut self, port: u16) -> Self {
+        self.stream.direct_port = port;
+        self
+    }
+
+    /// Announce `addr` as where this node's direct path listens, instead of its own addresses
+    /// and port: for a node behind NAT or port forwarding.
+    pub fn direct_advertise(mut self, addr: SocketAddrV4) -> Self {
+        self.stream.direct_advertise = Some(addr);
+        self
+    }
+
+    /// A transfer that makes no progress for this long fails and its job is re-sent
+    /// (default 10 s).
+    pub fn stall_timeout(mut self, d: Duration) -> Self {
+        self.stream.stall_timeout = d;
         self
     }
 

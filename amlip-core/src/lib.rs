@@ -10,6 +10,8 @@
 //!   (heartbeats, chunks, credits). Pure; no I/O.
 //! - [`dds`]: rustdds plumbing: participant, topic names, QoS, typed readers and writers.
 //! - `transfer`: large payloads between amlip nodes as a credit-windowed chunk stream.
+//! - `direct`: large payloads between amlip nodes over a direct TCP connection the receiver
+//!   announces (the chunk stream is the fallback).
 //! - `peers`: which peers are alive, which speak the extensions, which jobs they hold.
 //! - `protocol`: the job protocol's state machines (main side and computing side).
 //! - `runtime`: the threads a node owns and how they stop.
@@ -57,6 +59,7 @@ pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod dds;
+pub(crate) mod direct;
 pub mod error;
 pub mod job;
 pub mod kind;

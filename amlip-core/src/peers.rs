@@ -262,6 +262,9 @@ mod tests {
             next_task: 0,
             open_tasks: vec![],
             known_peers: vec![],
+            direct_port: 0,
+            direct_addrs: vec![],
+            handoff_slots: 0,
         }
     }
 

@@ -16,6 +16,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -50,6 +51,8 @@ pub enum TransferError {
     Rejected { peer: AmlipId, acked: u64 },
     #[error(transparent)]
     Dds(#[from] DdsError),
+    #[error(transparent)]
+    Direct(#[from] crate::direct::DirectError),
 }
 
 /// What a received chunk amounted to.
@@ -86,33 +89,99 @@ struct Reassembly {
 /// Smallest step in which a reassembly buffer grows.
 const GROW_MIN: usize = 1 << 20;
 
-/// Bytes held by unfinished incoming transfers: in all, and per sending peer. Buffers grow as
-/// bytes arrive (never to what a first chunk merely announces), so these bound what peers can
-/// make a node allocate.
+/// Bytes held by unfinished incoming payloads (chunk streams and the direct path alike): in
+/// all, and per sending peer, within the node's caps. Buffers grow as bytes arrive (never to
+/// what a first chunk or header merely announces), so this bounds what peers can make a node
+/// allocate.
+pub struct Budget {
+    held: RefCell<Held>,
+    /// Cap on all peers together.
+    max_incoming: usize,
+    /// Cap on one peer.
+    max_per_peer: usize,
+}
+
 #[derive(Default)]
 struct Held {
     total: usize,
     by_peer: HashMap<AmlipId, usize>,
 }
 
-impl Held {
-    fn add(&mut self, peer: &AmlipId, bytes: usize) {
-        self.total += bytes;
-        *self.by_peer.entry(peer.clone()).or_default() += bytes;
+impl Budget {
+    pub fn new(cfg: &StreamConfig) -> Self {
+        Self {
+            held: RefCell::default(),
+            max_incoming: cfg.max_incoming,
+            max_per_peer: cfg.max_message,
+        }
     }
 
-    fn remove(&mut self, peer: &AmlipId, bytes: usize) {
-        self.total = self.total.saturating_sub(bytes);
-        if let Some(b) = self.by_peer.get_mut(peer) {
+    /// Makes room for `more` bytes in `buf`, a payload of `total` bytes from `peer` being
+    /// received: grows it in steps (doubling, at least [`GROW_MIN`], at most to `total`)
+    /// within the caps, and counts the growth.
+    pub fn grow(
+        &self,
+        peer: &AmlipId,
+        buf: &mut Vec<u8>,
+        total: u64,
+        more: usize,
+    ) -> Result<(), String> {
+        let len = buf.len();
+        if buf.capacity() - len >= more {
+            return Ok(());
+        }
+        let total = usize::try_from(total).unwrap_or(usize::MAX);
+        let want = (len * 2)
+            .max(len + more)
+            .max(GROW_MIN)
+            .min(total.max(len + more));
+        let before = buf.capacity();
+        let extra = want - before;
+        {
+            let held = self.held.borrow();
+            if held.total + extra > self.max_incoming {
+                return Err(format!(
+                    "unfinished transfers would hold {} bytes, over this node's cap of {}",
+                    held.total + extra,
+                    self.max_incoming
+                ));
+            }
+            let of_peer = held.by_peer.get(peer).copied().unwrap_or(0);
+            if of_peer + extra > self.max_per_peer {
+                return Err(format!(
+                    "this peer's unfinished transfers would hold {} bytes, over the per-peer cap of {}",
+                    of_peer + extra,
+                    self.max_per_peer
+                ));
+            }
+        }
+        buf.reserve_exact(want - len);
+        self.add(peer, buf.capacity() - before);
+        Ok(())
+    }
+
+    fn add(&self, peer: &AmlipId, bytes: usize) {
+        let mut held = self.held.borrow_mut();
+        held.total += bytes;
+        *held.by_peer.entry(peer.clone()).or_default() += bytes;
+    }
+
+    /// Forgets `bytes` held for `peer` (a buffer completed, handed on or dropped).
+    pub fn release(&self, peer: &AmlipId, bytes: usize) {
+        let mut held = self.held.borrow_mut();
+        held.total = held.total.saturating_sub(bytes);
+        if let Some(b) = held.by_peer.get_mut(peer) {
             *b = b.saturating_sub(bytes);
             if *b == 0 {
-                self.by_peer.remove(peer);
+                held.by_peer.remove(peer);
             }
         }
     }
 
-    fn of(&self, peer: &AmlipId) -> usize {
-        self.by_peer.get(peer).copied().unwrap_or(0)
+    /// Bytes held now.
+    #[cfg(test)]
+    pub fn total(&self) -> usize {
+        self.held.borrow().total
     }
 }
 
@@ -123,14 +192,14 @@ pub struct Transfers {
     next_id: Cell<u64>,
     outgoing: RefCell<HashMap<u64, watch::Sender<CreditState>>>,
     incoming: RefCell<HashMap<(AmlipId, u64), Reassembly>>,
-    /// Capacity of the `incoming` buffers, in all and per peer.
-    held: RefCell<Held>,
+    /// Capacity of the `incoming` buffers, in all and per peer (shared with the direct path).
+    budget: Rc<Budget>,
     /// Transfers refused or finished recently, so their stray chunks are ignored quietly.
     closed: RefCell<HashMap<(AmlipId, u64), Instant>>,
 }
 
 impl Transfers {
-    pub fn new(me: AmlipId, cfg: StreamConfig) -> Self {
+    pub fn new(me: AmlipId, cfg: StreamConfig, budget: Rc<Budget>) -> Self {
         Self {
             me,
             cfg,
@@ -139,7 +208,7 @@ impl Transfers {
             next_id: Cell::new(rand::random::<u32>() as u64),
             outgoing: RefCell::new(HashMap::new()),
             incoming: RefCell::new(HashMap::new()),
-            held: RefCell::new(Held::default()),
+            budget,
             closed: RefCell::new(HashMap::new()),
         }
     }
@@ -278,7 +347,7 @@ impl Transfers {
             );
             let freed = incoming.remove(&key).map_or(0, |r| r.buf.capacity());
             drop(incoming);
-            self.held.borrow_mut().remove(&key.0, freed);
+            self.budget.release(&key.0, freed);
             return self.reject(key, &why, now);
         }
         if r.buf.len() as u64 + chunk.data.len() as u64 > r.total {
@@ -290,13 +359,16 @@ impl Transfers {
             );
             let freed = incoming.remove(&key).map_or(0, |r| r.buf.capacity());
             drop(incoming);
-            self.held.borrow_mut().remove(&key.0, freed);
+            self.budget.release(&key.0, freed);
             return self.reject(key, &why, now);
         }
-        if let Err(why) = self.grow(&key.0, r, chunk.data.len()) {
+        if let Err(why) = self
+            .budget
+            .grow(&key.0, &mut r.buf, r.total, chunk.data.len())
+        {
             let freed = incoming.remove(&key).map_or(0, |r| r.buf.capacity());
             drop(incoming);
-            self.held.borrow_mut().remove(&key.0, freed);
+            self.budget.release(&key.0, freed);
             return self.reject(key, &why, now);
         }
         r.buf.extend_from_slice(&chunk.data);
@@ -305,7 +377,7 @@ impl Transfers {
         if received == r.total {
             let r = incoming.remove(&key).expect("present");
             drop(incoming);
-            self.held.borrow_mut().remove(&key.0, r.buf.capacity());
+            self.budget.release(&key.0, r.buf.capacity());
             self.closed.borrow_mut().insert(key, now);
             let credit = self.credit(&chunk, received, CreditStatus::Complete);
             let env = Envelope {
@@ -328,39 +400,6 @@ impl Transfers {
             total: r.total,
         };
         (outcome, credit)
-    }
-
-    /// Makes room for `more` bytes in `r`, growing its buffer in steps (doubling, at least
-    /// [`GROW_MIN`], at most to the announced total) within the node's and the peer's caps.
-    fn grow(&self, peer: &AmlipId, r: &mut Reassembly, more: usize) -> Result<(), String> {
-        let len = r.buf.len();
-        if r.buf.capacity() - len >= more {
-            return Ok(());
-        }
-        let total = usize::try_from(r.total).unwrap_or(usize::MAX);
-        let want = (len * 2)
-            .max(len + more)
-            .max(GROW_MIN)
-            .min(total.max(len + more));
-        let extra = want - r.buf.capacity();
-        let mut held = self.held.borrow_mut();
-        if held.total + extra > self.cfg.max_incoming {
-            return Err(format!(
-                "unfinished transfers would hold {} bytes, over this node's cap of {}",
-                held.total + extra,
-                self.cfg.max_incoming
-            ));
-        }
-        if held.of(peer) + extra > self.cfg.max_message {
-            return Err(format!(
-                "this peer's unfinished transfers would hold {} bytes, over the per-peer cap of {}",
-                held.of(peer) + extra,
-                self.cfg.max_message
-            ));
-        }
-        r.buf.reserve_exact(want - len);
-        held.add(peer, r.buf.capacity() - (want - extra));
-        Ok(())
     }
 
     fn credit(&self, chunk: &Chunk, received: u64, status: CreditStatus) -> Credit {
@@ -395,12 +434,11 @@ impl Transfers {
         let stall = self.cfg.stall_timeout;
         let mut incoming = self.incoming.borrow_mut();
         let before = incoming.len();
-        let mut held = self.held.borrow_mut();
         incoming.retain(|(sender, id), r| {
             let keep = now.duration_since(r.last) <= stall;
             if !keep {
                 tracing::warn!(%sender, transfer = id, "dropping a transfer idle for {stall:?}");
-                held.remove(sender, r.buf.capacity());
+                self.budget.release(sender, r.buf.capacity());
             }
             keep
         });
@@ -419,7 +457,7 @@ impl Transfers {
     /// Memory reserved for unfinished incoming transfers.
     #[cfg(test)]
     pub fn incoming_capacity(&self) -> usize {
-        let held = self.held.borrow().total;
+        let held = self.budget.total();
         let actual: usize = self
             .incoming
             .borrow()
@@ -464,6 +502,7 @@ mod tests {
             max_message: 1000,
             max_incoming: 4000,
             max_transfers: 8,
+            ..StreamConfig::default()
         }
     }
 
@@ -487,7 +526,7 @@ mod tests {
         let mut c = cfg();
         c.max_message = 1 << 40;
         c.max_incoming = 1 << 40;
-        let t = Transfers::new(id("C"), c);
+        let t = Transfers::new(id("C"), c.clone(), Rc::new(Budget::new(&c)));
         let now = Instant::now();
         for (i, total) in [2u64 << 30, 1 << 40, 1 << 39].into_iter().enumerate() {
             let (out, _) = t.on_chunk(forged("M", i as u64, total, 100), now);
@@ -509,7 +548,7 @@ mod tests {
         let mut c = cfg();
         c.max_message = 3 << 20; // per peer
         c.max_incoming = 4 << 20; // the node
-        let t = Transfers::new(id("C"), c);
+        let t = Transfers::new(id("C"), c.clone(), Rc::new(Budget::new(&c)));
         let now = Instant::now();
         // One peer: 3 transfers of GROW_MIN each fit its 3 MiB; a fourth does not.
         for i in 0..3 {
@@ -528,7 +567,7 @@ mod tests {
         // Too many transfers at once.
         let mut c = cfg();
         c.max_transfers = 2;
-        let t = Transfers::new(id("C"), c);
+        let t = Transfers::new(id("C"), c.clone(), Rc::new(Budget::new(&c)));
         assert!(matches!(
             t.on_chunk(forged("A", 0, 100, 10), now).0,
             ChunkOutcome::Progress { .. }
@@ -567,7 +606,7 @@ mod tests {
 
     #[test]
     fn reassembles_and_credits_each_quarter_window() {
-        let t = Transfers::new(id("C"), cfg());
+        let t = Transfers::new(id("C"), cfg(), Rc::new(Budget::new(&cfg())));
         let data: Vec<u8> = (0..95u8).collect();
         let now = Instant::now();
         let mut credits = vec![];
@@ -591,7 +630,7 @@ mod tests {
 
     #[test]
     fn a_gap_rejects_the_transfer_and_later_chunks_are_ignored() {
-        let t = Transfers::new(id("C"), cfg());
+        let t = Transfers::new(id("C"), cfg(), Rc::new(Budget::new(&cfg())));
         let cs = chunks(&[7u8; 50], 2, 10);
         let now = Instant::now();
         t.on_chunk(cs[0].clone(), now);
@@ -603,7 +642,7 @@ mod tests {
 
     #[test]
     fn oversized_transfers_are_refused_before_allocating() {
-        let t = Transfers::new(id("C"), cfg());
+        let t = Transfers::new(id("C"), cfg(), Rc::new(Budget::new(&cfg())));
         let mut c = chunks(&[1u8; 10], 3, 10).remove(0);
         c.total_len = 1_000_000;
         assert_eq!(t.on_chunk(c, Instant::now()).0, ChunkOutcome::Rejected);
@@ -611,7 +650,7 @@ mod tests {
 
     #[test]
     fn idle_transfers_expire() {
-        let t = Transfers::new(id("C"), cfg());
+        let t = Transfers::new(id("C"), cfg(), Rc::new(Budget::new(&cfg())));
         let now = Instant::now();
         t.on_chunk(chunks(&[1u8; 30], 4, 10).remove(0), now);
         assert_eq!(t.incoming_bytes(), 10);

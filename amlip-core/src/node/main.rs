@@ -102,7 +102,7 @@ impl ClientHandle {
     }
 
     pub fn stats(&self) -> ClientStats {
-        self.shared.stats.lock().expect("stats").clone()
+        self.shared.stats()
     }
 
     /// Whether the engine has ended.

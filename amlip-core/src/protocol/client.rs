@@ -57,6 +57,11 @@ pub struct ClientStats {
     pub running: Vec<RunningJob>,
     /// Computing nodes known to be alive (amlip nodes by heartbeat, others by status).
     pub computing_nodes: Vec<AmlipId>,
+    /// Payloads (jobs) this main sent over the direct TCP path, acknowledged; the others
+    /// went over DDS.
+    pub direct_sent: u64,
+    /// Payloads (solutions) this main received over the direct TCP path.
+    pub direct_received: u64,
 }
 
 /// A job a computing node holds, as the main sees it.
@@ -132,6 +137,8 @@ pub(crate) enum ClientCommand {
 pub(crate) struct ClientShared {
     next_job: AtomicU32,
     pub stats: Mutex<ClientStats>,
+    /// The direct path's counters, read live by [`ClientShared::stats`].
+    direct: std::sync::OnceLock<Arc<crate::direct::DirectCounts>>,
 }
 
 impl ClientShared {
@@ -142,6 +149,16 @@ impl ClientShared {
     pub fn allocate_job(&self) -> TaskId {
         self.next_job.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// The counters, with the direct path's as they are now.
+    pub fn stats(&self) -> ClientStats {
+        let mut stats = self.stats.lock().expect("stats").clone();
+        if let Some(c) = self.direct.get() {
+            stats.direct_sent = c.sent.load(Ordering::Relaxed);
+            stats.direct_received = c.received.load(Ordering::Relaxed);
+        }
+        stats
+    }
 }
 
 struct Job {
@@ -149,6 +166,8 @@ struct Job {
     deadline: Option<(Instant, Duration)>,
     respond: Responder,
     current: Option<TaskId>,
+    /// Every attempt's task id.
+    tasks: Vec<TaskId>,
     /// The holder and progress last told to a batch.
     last_running: Option<(AmlipId, u32, u32)>,
 }
@@ -169,6 +188,22 @@ struct Attempt {
     job: TaskId,
     state: AttemptState,
     since: Instant,
+    /// Handed to its node over the direct path, without a request: the node whose handoff
+    /// slot it holds until it is closed (superseded, it may still occupy the node).
+    slot: Option<AmlipId>,
+}
+
+/// Handed jobs a node may hold at once, by how long its last handed job took from handing to
+/// solution: tiny jobs are pipelined deep; long ones one at a time, so that a node never sits
+/// on queued work another could start (the round trip a job waits for is small beside it).
+fn handoff_depth(took: Duration) -> usize {
+    if took < Duration::from_millis(20) {
+        32
+    } else if took < Duration::from_millis(200) {
+        2
+    } else {
+        1
+    }
 }
 
 enum Internal {
@@ -191,6 +226,23 @@ struct ClientEngine {
     last_waiting_warning: Option<Instant>,
     /// Computing nodes discovered recently, newest last, for the heartbeat.
     newcomers: VecDeque<(AmlipId, Instant)>,
+    /// Handed jobs each node holds, and how many it may hold (see [`handoff_depth`]).
+    handed: HashMap<AmlipId, usize>,
+    depth: HashMap<AmlipId, usize>,
+    /// Closed attempts, in the order they closed (see [`CLOSED_MEMORY`]).
+    closed: VecDeque<TaskId>,
+}
+
+/// How long a closed attempt is remembered, so that its late solutions count as duplicates.
+const CLOSED_MEMORY: Duration = Duration::from_secs(120);
+
+/// Frees the handoff slot an attempt holds, if it holds one (it is being closed).
+fn free_slot(handed: &mut HashMap<AmlipId, usize>, a: &mut Attempt) {
+    if let Some(server) = a.slot.take() {
+        if let Some(n) = handed.get_mut(&server) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 /// How long a newly discovered computing node stays in the heartbeat's `known_peers`.
@@ -212,6 +264,9 @@ pub(crate) async fn run(
         ep.references(topics::JOB_TASK_TARGET)?;
         core.subscribe(Role::Client)
     })();
+    if let Some(counts) = core.direct_counts() {
+        let _ = shared.direct.set(counts);
+    }
     let Some(mut inbound) = report_start(&ready, start) else {
         return;
     };
@@ -227,6 +282,9 @@ pub(crate) async fn run(
         internal,
         last_waiting_warning: None,
         newcomers: VecDeque::new(),
+        handed: HashMap::new(),
+        depth: HashMap::new(),
+        closed: VecDeque::new(),
     };
     core.publish_status(NodeState::Running).await;
     engine.heartbeat().await;
@@ -292,6 +350,7 @@ impl ClientEngine {
             next_task: self.next_task,
             open_tasks,
             known_peers: self.newcomers.iter().map(|(id, _)| id.clone()).collect(),
+            handoff_slots: 0,
         };
         self.core.publish_info(NodeState::Running, load).await;
     }
@@ -312,6 +371,7 @@ impl ClientEngine {
                         deadline: timeout.map(|t| (now + t, t)),
                         respond,
                         current: None,
+                        tasks: Vec::new(),
                         last_running: None,
                     },
                 );
@@ -321,7 +381,7 @@ impl ClientEngine {
             }
             ClientCommand::Cancel(job_id) => {
                 if let Some(job) = self.jobs.remove(&job_id) {
-                    self.close_attempts_of(job_id).await;
+                    self.close_attempts(&job.tasks).await;
                     self.queue.retain(|j| *j != job_id);
                     self.shared.stats.lock().expect("stats").failed += 1;
                     job.respond
@@ -332,12 +392,24 @@ impl ClientEngine {
         }
     }
 
-    /// Publishes requests for queued jobs while fewer than the limit are open.
+    /// Hands queued jobs to nodes with free handoff slots, then publishes requests for the
+    /// rest while fewer than the limit are open.
     async fn fill_requests(&mut self) {
+        while let Some(&job_id) = self.queue.front() {
+            if !self.jobs.contains_key(&job_id) {
+                self.queue.pop_front();
+                continue;
+            }
+            let Some(server) = self.handoff_target(None) else {
+                break;
+            };
+            self.queue.pop_front();
+            self.hand(job_id, server);
+        }
         // Refill in bursts, once half the slots are free: requests written together share
         // datagrams (rustdds coalesces samples waiting in a writer), and so do the computing
         // nodes' acknowledgments of them.
-        let max = self.core.cfg.max_open_requests;
+        let max = self.request_limit();
         if self.open_requests > max / 2 {
             return;
         }
@@ -349,6 +421,103 @@ impl ClientEngine {
                 self.request(job_id).await;
             }
         }
+    }
+
+    /// Whether jobs are handed off: with a direct path, and while several jobs are undecided.
+    /// A lone job is requested as AML-IP does: every idle node, AML-IP's included, may answer,
+    /// and a node busy with a job re-sent from it does not get it back.
+    fn handing_off(&self) -> bool {
+        self.core.has_direct() && self.jobs.len() > 1
+    }
+
+    /// The computing node (other than `not`) with the most free handoff slots, if any has one.
+    fn handoff_target(&self, not: Option<&AmlipId>) -> Option<AmlipId> {
+        if !self.handing_off() {
+            return None;
+        }
+        let alive = self
+            .core
+            .peers
+            .borrow()
+            .alive_of_kind(NodeKind::Computing, Instant::now());
+        alive
+            .into_iter()
+            .filter(|id| Some(id) != not)
+            .filter_map(|id| {
+                let slots = self.core.handoff_slots(&id);
+                let depth = self.depth.get(&id).copied().unwrap_or(1).min(slots);
+                let used = self.handed.get(&id).copied().unwrap_or(0);
+                (used < depth).then_some((depth - used, id))
+            })
+            .max_by_key(|(free, _)| *free)
+            .map(|(_, id)| id)
+    }
+
+    /// Most requests open at once. While nodes take handed jobs, only as many as there are
+    /// other computing nodes to answer them (AML-IP's, or nodes serving a counted number of
+    /// jobs): a request no node answers only delays the job it holds back from a handoff.
+    fn request_limit(&self) -> usize {
+        let max = self.core.cfg.max_open_requests;
+        if !self.handing_off() {
+            return max;
+        }
+        let alive = self
+            .core
+            .peers
+            .borrow()
+            .alive_of_kind(NodeKind::Computing, Instant::now());
+        let handoff = alive
+            .iter()
+            .filter(|id| self.core.handoff_slots(id) > 0)
+            .count();
+        if handoff == 0 {
+            max
+        } else {
+            (alive.len() - handoff).min(max)
+        }
+    }
+
+    /// Hands `job_id` straight to `server` under a fresh task id: no request, reply or target.
+    fn hand(&mut self, job_id: TaskId, server: AmlipId) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        let task = self.next_task;
+        self.next_task = self.next_task.wrapping_add(1);
+        job.current = Some(task);
+        job.tasks.push(task);
+        self.attempts.insert(
+            task,
+            Attempt {
+                job: job_id,
+                state: AttemptState::Assigned {
+                    server: server.clone(),
+                    missing_since: None,
+                },
+                since: Instant::now(),
+                slot: Some(server.clone()),
+            },
+        );
+        *self.handed.entry(server.clone()).or_default() += 1;
+        tracing::debug!(job = job_id, task, %server, "job handed over the direct path");
+        let env = Envelope {
+            kind: ChunkKind::Handoff,
+            client_id: self.core.id.clone(),
+            task_id: task,
+            server_id: server.clone(),
+            data: job.data.clone(),
+        };
+        let core = self.core.clone();
+        let internal = self.internal.clone();
+        tokio::task::spawn_local(async move {
+            if let Err(error) = core.hand_off(&server, env).await {
+                let _ = internal.send(Internal::SendFailed {
+                    task,
+                    server,
+                    error,
+                });
+            }
+        });
     }
 
     /// Writes every open request again: after [`NodeCore::recover`] the writer that carried
@@ -386,10 +555,12 @@ impl ClientEngine {
                 job: job_id,
                 state: AttemptState::Requested,
                 since: now,
+                slot: None,
             },
         );
         if let Some(job) = self.jobs.get_mut(&job_id) {
             job.current = Some(task);
+            job.tasks.push(task);
         }
         self.open_requests += 1;
         self.write_request(task).await;
@@ -500,10 +671,16 @@ impl ClientEngine {
             return;
         };
         if let Some(a) = self.attempts.get_mut(&env.task_id) {
+            if a.slot.is_some() && matches!(a.state, AttemptState::Assigned { .. }) {
+                self.depth
+                    .insert(env.server_id.clone(), handoff_depth(a.since.elapsed()));
+            }
+            free_slot(&mut self.handed, a);
             a.state = AttemptState::Closed;
             a.since = Instant::now();
+            self.closed.push_back(env.task_id);
         }
-        self.close_attempts_of(job_id).await;
+        self.close_attempts(&job.tasks).await;
         let outcome = match parse_error_payload(&env.data) {
             Some(message) => Err(JobError::Failed {
                 task_id: job_id,
@@ -527,22 +704,27 @@ impl ClientEngine {
         self.fill_requests().await;
     }
 
-    /// Closes every open attempt of a finished job with a closing target naming the main
+    /// Closes every open attempt in `tasks` (a finished job's) with a closing target naming the main
     /// itself: computing nodes that answered a request nobody took stop waiting for it, and
     /// one still holding an attempt (given up on, or of a cancelled job) stops working on it.
-    async fn close_attempts_of(&mut self, job_id: TaskId) {
+    async fn close_attempts(&mut self, tasks: &[TaskId]) {
         let now = Instant::now();
         let mut to_close = Vec::new();
-        for (task, a) in self.attempts.iter_mut() {
-            if a.job != job_id || matches!(a.state, AttemptState::Closed) {
+        for task in tasks {
+            let Some(a) = self.attempts.get_mut(task) else {
+                continue;
+            };
+            if matches!(a.state, AttemptState::Closed) {
                 continue;
             }
             if matches!(a.state, AttemptState::Requested) {
                 self.open_requests = self.open_requests.saturating_sub(1);
             }
+            free_slot(&mut self.handed, a);
             to_close.push(*task);
             a.state = AttemptState::Closed;
             a.since = now;
+            self.closed.push_back(*task);
         }
         for task in to_close {
             let close = MsReference {
@@ -605,7 +787,10 @@ impl ClientEngine {
             %server,
             "re-sending job: {why}"
         );
-        self.request(job_id).await;
+        match self.handoff_target(Some(&server)) {
+            Some(other) => self.hand(job_id, other),
+            None => self.request(job_id).await,
+        }
     }
 
     /// Re-sends jobs whose holder is gone, stopped listing them, or kept them too long.
@@ -670,7 +855,7 @@ impl ClientEngine {
         for job_id in expired {
             let job = self.jobs.remove(&job_id).expect("listed");
             let hint = self.waiting_hint(job.current);
-            self.close_attempts_of(job_id).await;
+            self.close_attempts(&job.tasks).await;
             self.queue.retain(|j| *j != job_id);
             self.shared.stats.lock().expect("stats").failed += 1;
             let timeout = job.deadline.map(|(_, t)| t).unwrap_or_default();
@@ -684,11 +869,18 @@ impl ClientEngine {
             );
         }
         self.fill_requests().await;
-        // Forget closed attempts after a while (late duplicates then count as unknown).
-        self.attempts.retain(|_, a| {
-            !matches!(a.state, AttemptState::Closed)
-                || now.duration_since(a.since) < Duration::from_secs(120)
-        });
+        // Forget closed attempts after a while (late duplicates then count as unknown), oldest
+        // first: they are in `closed` in the order they closed.
+        while let Some(task) = self.closed.front() {
+            match self.attempts.get(task) {
+                Some(a) if now.duration_since(a.since) < CLOSED_MEMORY => break,
+                Some(a) if matches!(a.state, AttemptState::Closed) => {
+                    self.attempts.remove(task);
+                }
+                _ => {}
+            }
+            self.closed.pop_front();
+        }
         self.warn_if_nobody_answers(now);
         self.update_stats(now);
     }
@@ -750,11 +942,15 @@ impl ClientEngine {
         let peers = self.core.peers.borrow();
         let me = &self.core.id;
         let mut running = Vec::new();
-        for (task, a) in &self.attempts {
-            let AttemptState::Assigned { server, .. } = &a.state else {
+        // Undecided jobs only: closed attempts are kept for minutes and may be many.
+        for (job_id, job) in self.jobs.iter_mut() {
+            let Some((task, a)) = job
+                .current
+                .and_then(|t| self.attempts.get(&t).map(|a| (t, a)))
+            else {
                 continue;
             };
-            let Some(job) = self.jobs.get_mut(&a.job) else {
+            let AttemptState::Assigned { server, .. } = &a.state else {
                 continue;
             };
             let (phase, done, total) = peers
@@ -762,14 +958,14 @@ impl ClientEngine {
                 .and_then(|i| {
                     i.jobs
                         .iter()
-                        .find(|j| j.task_id == *task && j.client_id == *me)
+                        .find(|j| j.task_id == task && j.client_id == *me)
                 })
                 .map(|j| (Some(j.phase), j.done, j.total))
                 .unwrap_or((None, 0, 0));
             let now_running = (server.clone(), done, total);
             if job.last_running.as_ref() != Some(&now_running) {
                 job.respond.update(
-                    a.job,
+                    *job_id,
                     JobUpdate::Running {
                         server: server.clone(),
                         done,
@@ -779,7 +975,7 @@ impl ClientEngine {
                 job.last_running = Some(now_running);
             }
             running.push(RunningJob {
-                task_id: a.job,
+                task_id: *job_id,
                 server_id: server.clone(),
                 phase,
                 done,

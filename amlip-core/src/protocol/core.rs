@@ -13,10 +13,12 @@ use futures::stream::{select_all, LocalBoxStream, SelectAll, StreamExt};
 use super::endpoints::Endpoints;
 use crate::config::NodeConfig;
 use crate::dds::{topics, DdsError, DropCounters, ParticipantKey, Profile, Reader, SourceTime};
+use crate::direct::{DirectEvent, DirectPath};
 use crate::peers::PeerTable;
-use crate::transfer::{ChunkOutcome, Envelope, TransferError, Transfers};
+use crate::transfer::{Budget, ChunkOutcome, Envelope, TransferError, Transfers};
 use crate::wire::ext::{
-    Chunk, ChunkKind, Credit, JobProgress, NodeInfo, EXTENSION_VERSION, FEATURE_STREAM,
+    Chunk, ChunkKind, Credit, JobProgress, NodeInfo, EXTENSION_VERSION, FEATURE_DIRECT,
+    FEATURE_STREAM,
 };
 use crate::wire::{
     AmlipId, MsData, MsReference, MsRequest, NodeKind, NodeState, Status, TaskId, WireType,
@@ -89,6 +91,7 @@ pub struct Load {
     pub next_task: TaskId,
     pub open_tasks: Vec<TaskId>,
     pub known_peers: Vec<AmlipId>,
+    pub handoff_slots: u32,
 }
 
 /// Which topics a node reads.
@@ -106,6 +109,11 @@ pub struct NodeCore {
     pub cfg: NodeConfig,
     pub peers: RefCell<PeerTable>,
     pub transfers: Transfers,
+    /// The direct TCP path for large payloads (amlip mains and computing nodes with
+    /// extensions, unless turned off or no port could be bound).
+    direct: Option<Rc<DirectPath>>,
+    /// Payloads that arrived over the direct path.
+    direct_events: flume::Receiver<DirectEvent>,
     /// The DDS side, replaceable (see [`NodeCore::revive`]).
     endpoints: RefCell<Rc<Endpoints>>,
     /// What the readers dropped, kept across [`revive`](Self::revive).
@@ -125,9 +133,18 @@ impl NodeCore {
         dropped: Arc<DropCounters>,
     ) -> Result<Rc<Self>, DdsError> {
         let endpoints = Endpoints::new(&cfg, dropped.clone())?;
+        let budget = Rc::new(Budget::new(&cfg.stream));
+        let (events, direct_events) = flume::unbounded();
+        let direct = (cfg.extensions
+            && cfg.stream.direct
+            && matches!(kind, NodeKind::Main | NodeKind::Computing))
+        .then(|| DirectPath::start(id.clone(), &cfg, budget.clone(), events))
+        .flatten();
         Ok(Rc::new(Self {
             peers: RefCell::new(PeerTable::new(id.clone(), cfg.liveness_timeout)),
-            transfers: Transfers::new(id.clone(), cfg.stream.clone()),
+            transfers: Transfers::new(id.clone(), cfg.stream.clone(), budget),
+            direct,
+            direct_events,
             id,
             kind,
             cfg,
@@ -200,12 +217,23 @@ impl NodeCore {
     pub async fn publish_info(&self, state: NodeState, load: Load) {
         let ep = self.endpoints();
         let Some(w) = &ep.info else { return };
+        let (direct_port, direct_addrs) = match &self.direct {
+            Some(d) => {
+                let (port, addrs) = d.announced();
+                (port, addrs.to_vec())
+            }
+            None => (0, Vec::new()),
+        };
         let info = NodeInfo {
             id: self.id.clone(),
             version: EXTENSION_VERSION,
             kind: self.kind,
             state,
-            features: FEATURE_STREAM,
+            features: if self.direct.is_some() {
+                FEATURE_STREAM | FEATURE_DIRECT
+            } else {
+                FEATURE_STREAM
+            },
             chunk_size: self.cfg.stream.chunk_size as u32,
             window: self.cfg.stream.window as u32,
             heartbeat_ms: self.cfg.heartbeat.as_millis() as u32,
@@ -213,6 +241,13 @@ impl NodeCore {
             next_task: load.next_task,
             open_tasks: load.open_tasks,
             known_peers: load.known_peers,
+            direct_port,
+            direct_addrs,
+            handoff_slots: if self.direct.is_some() {
+                load.handoff_slots
+            } else {
+                0
+            },
         };
         if let Err(e) = w.write(&info).await {
             tracing::debug!("cannot publish heartbeat: {e}");
@@ -264,11 +299,65 @@ impl NodeCore {
         }
     }
 
-    /// Sends a job or solution to `peer`: as a chunk stream if the peer is an amlip node and the
-    /// payload is large, otherwise as one GENERIC sample on the AML-IP topic. Resolves when
-    /// the stream was acknowledged, or when the sample was handed to DDS.
+    /// Payloads sent (acknowledged) and received over the direct path, if there is one.
+    pub fn direct_counts(&self) -> Option<Arc<crate::direct::DirectCounts>> {
+        self.direct.as_ref().map(|d| d.counts())
+    }
+
+    /// Whether this node has a direct path.
+    pub fn has_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// How many jobs `peer` takes without a request ([`NodeInfo::handoff_slots`]), if both
+    /// ends have a direct path and it is not in its back-off after a failure.
+    pub fn handoff_slots(&self, peer: &AmlipId) -> usize {
+        let Some(direct) = &self.direct else { return 0 };
+        let peers = self.peers.borrow();
+        match peers.info(peer) {
+            Some(i)
+                if i.supports_direct() && i.state == NodeState::Running && direct.usable(peer) =>
+            {
+                i.handoff_slots as usize
+            }
+            _ => 0,
+        }
+    }
+
+    /// The peer's direct path, if it announces one and we have one too.
+    fn direct_to(&self, peer: &AmlipId) -> Option<(Rc<DirectPath>, u16, Vec<std::net::Ipv4Addr>)> {
+        let direct = self.direct.as_ref()?;
+        let peers = self.peers.borrow();
+        let info = peers.info(peer).filter(|i| i.supports_direct())?;
+        Some((direct.clone(), info.direct_port, info.direct_addrs.clone()))
+    }
+
+    /// Hands a job straight to `peer` over the direct path (no request before it): small
+    /// ones on the peer's lane, large ones on a connection of their own.
+    pub async fn hand_off(&self, peer: &AmlipId, env: Envelope) -> Result<(), TransferError> {
+        let Some((direct, port, addrs)) = self.direct_to(peer) else {
+            return Err(crate::direct::DirectError::Unreachable {
+                peer: peer.clone(),
+                why: "it announces no direct path".into(),
+            }
+            .into());
+        };
+        if env.data.len() > self.cfg.stream.threshold {
+            direct.send(peer, port, &addrs, &env).await?;
+        } else {
+            direct.send_small(&direct, peer, port, &addrs, env).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a job or solution to `peer`. To an amlip node with a direct path (and we have
+    /// one too) it goes over TCP: a large payload on a connection of its own, a small one on
+    /// the peer's lane. Otherwise, or if no connection can be made, a large payload to an amlip
+    /// node goes as a chunk stream, anything else as one GENERIC sample on the AML-IP topic.
+    /// Resolves when the payload was acknowledged, or when the sample was handed to DDS.
     pub async fn send_payload(&self, peer: &AmlipId, env: Envelope) -> Result<(), TransferError> {
-        let streamable = self.cfg.extensions && env.data.len() > self.cfg.stream.threshold;
+        let large = self.cfg.extensions && env.data.len() > self.cfg.stream.threshold;
+        let lane = self.cfg.extensions;
         let peer_limits = {
             let peers = self.peers.borrow();
             peers
@@ -276,6 +365,36 @@ impl NodeCore {
                 .filter(|i| i.supports_stream())
                 .map(|i| (i.chunk_size as usize, i.window as usize))
         };
+        if (large || lane) && peer_limits.is_some() && self.direct.is_some() {
+            match self.direct_to(peer) {
+                Some((direct, port, addrs)) if direct.usable(peer) => {
+                    let sent = if large {
+                        direct.send(peer, port, &addrs, &env).await
+                    } else {
+                        direct
+                            .send_small(&direct, peer, port, &addrs, env.clone())
+                            .await
+                    };
+                    match sent {
+                        Ok(()) => return Ok(()),
+                        // Nothing was sent: DDS carries it.
+                        Err(crate::direct::DirectError::Unreachable { .. }) => {}
+                        // A main drops a second copy of a solution: DDS may carry it too.
+                        Err(e) if env.kind == ChunkKind::Solution => {
+                            tracing::warn!("{e}; sending the solution over DDS");
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(direct) = &self.direct {
+                        direct.note_dds(peer, "it announces no direct path");
+                    }
+                }
+            }
+        }
+        let streamable = large;
         let ep = self.endpoints();
         if let (true, Some((chunk, window))) = (streamable, peer_limits) {
             let lease = ep.stream(peer, env.data.len())?;
@@ -287,6 +406,13 @@ impl NodeCore {
         let topic = match env.kind {
             ChunkKind::Job => topics::job_task_data(peer),
             ChunkKind::Solution => topics::job_task_solution(peer),
+            ChunkKind::Handoff => {
+                return Err(crate::direct::DirectError::Unreachable {
+                    peer: peer.clone(),
+                    why: "a handed-off job goes only over the direct path".into(),
+                }
+                .into())
+            }
         };
         let writer = ep.payloads(&topic)?;
         let msg = MsData {
@@ -423,6 +549,18 @@ impl NodeCore {
             streams.push(
                 decoded(p.reader::<Chunk>(&topics::stream(me), Profile::Stream)?)
                     .map(move |s| core.on_chunk(s.value, s.from))
+                    .boxed_local(),
+            );
+            streams.push(
+                self.direct_events
+                    .clone()
+                    .into_stream()
+                    .map(|e| match e {
+                        DirectEvent::Payload(env) => Inbound::Payload(env),
+                        DirectEvent::Progress { client_id, task_id } => {
+                            Inbound::PayloadProgress { client_id, task_id }
+                        }
+                    })
                     .boxed_local(),
             );
             let core = self.clone();

@@ -128,6 +128,10 @@ struct ServerEngine {
 
 const MEMORY: usize = 200_000;
 
+/// Jobs a main may hand this node without a request (while it serves forever), beyond those
+/// it has handed and has no solution for. Mains hand fewer to nodes whose jobs take long.
+const HANDOFF_SLOTS: u32 = 32;
+
 /// How many of the oldest open requests an idle node chooses among.
 const MAX_CHOICE: usize = 64;
 
@@ -239,6 +243,13 @@ impl ServerEngine {
             .collect();
         let load = Load {
             jobs,
+            // Only a node serving forever takes jobs unasked: one serving a counted number
+            // (`process_job`) must not be handed more than it will serve.
+            handoff_slots: if self.capacity.is_none() {
+                HANDOFF_SLOTS
+            } else {
+                0
+            },
             ..Load::default()
         };
         self.core.publish_info(self.state(), load).await;
@@ -295,6 +306,7 @@ impl ServerEngine {
             }
             Inbound::Target(t) => self.on_target(t),
             Inbound::Payload(env) if env.kind == ChunkKind::Job => self.on_data(env),
+            Inbound::Payload(env) if env.kind == ChunkKind::Handoff => self.on_handoff(env),
             Inbound::PayloadProgress { client_id, task_id } => {
                 let key = (client_id, task_id);
                 if !self.replied.contains(&key) {
@@ -387,6 +399,38 @@ impl ServerEngine {
             h.since = Instant::now();
         }
         tracing::debug!(main = %key.0, task = key.1, bytes = env.data.len(), "job received");
+        self.queue.push_back(Job {
+            data: env.data,
+            task_id: env.task_id,
+            client_id: env.client_id,
+        });
+    }
+
+    /// A job a main handed over the direct path, unasked: queued if its main is a live main
+    /// this node knows (the direct path checked that the connection is from that main's id).
+    fn on_handoff(&mut self, env: Envelope) {
+        let key = (env.client_id.clone(), env.task_id);
+        if env.server_id != self.core.id || self.served.contains(&key) {
+            tracing::debug!(main = %key.0, task = key.1, "handed job not for this node, or seen before; ignored");
+            return;
+        }
+        let known = self
+            .core
+            .peers
+            .borrow()
+            .info(&key.0)
+            .is_some_and(|i| i.kind == NodeKind::Main);
+        if !known {
+            tracing::warn!(main = %key.0, task = key.1, "job handed by a main this node has not heard; ignored");
+            return;
+        }
+        self.served.insert(key.clone());
+        self.held.push(Held {
+            key: key.clone(),
+            phase: JobPhase::Queued,
+            since: Instant::now(),
+            ctx: None,
+        });
         self.queue.push_back(Job {
             data: env.data,
             task_id: env.task_id,

@@ -6,6 +6,8 @@
 //! amlip node (and what it supports) from the peer's [`NodeInfo`]; with a peer that never
 //! announces one it speaks plain AML-IP.
 
+use std::net::Ipv4Addr;
+
 use bytes::Bytes;
 
 use super::cdr::{ByteOrder, CdrReader, CdrWriter};
@@ -16,6 +18,10 @@ pub const EXTENSION_VERSION: u32 = 1;
 
 /// Feature bit: the node sends and receives large payloads as a credit-windowed chunk stream.
 pub const FEATURE_STREAM: u32 = 1;
+
+/// Feature bit: the node accepts large payloads over a direct TCP connection, at
+/// [`NodeInfo::direct_addrs`] : [`NodeInfo::direct_port`] (see [`DirectHello`]).
+pub const FEATURE_DIRECT: u32 = 2;
 
 /// Where a job held by a computing node stands, as it reports in its heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,12 +112,28 @@ pub struct NodeInfo {
     /// request written after this heartbeat was written while the main knew it: live, not
     /// replayed history.
     pub known_peers: Vec<AmlipId>,
+    /// The TCP port of the node's direct data path (0: none). Appended after `known_peers`,
+    /// so nodes that predate it read the rest unchanged.
+    pub direct_port: u16,
+    /// Where the direct path listens, best first.
+    pub direct_addrs: Vec<Ipv4Addr>,
+    /// Computing nodes: jobs a main may hand this node over the direct path without a
+    /// request, beyond those it already handed and has no solution for (0: ask first).
+    pub handoff_slots: u32,
 }
 
 impl NodeInfo {
     /// Whether large payloads may go to this node as a chunk stream.
     pub fn supports_stream(&self) -> bool {
         self.version == EXTENSION_VERSION && self.features & FEATURE_STREAM != 0
+    }
+
+    /// Whether large payloads may go to this node over a direct connection.
+    pub fn supports_direct(&self) -> bool {
+        self.supports_stream()
+            && self.features & FEATURE_DIRECT != 0
+            && self.direct_port != 0
+            && !self.direct_addrs.is_empty()
     }
 }
 
@@ -122,6 +144,9 @@ pub enum ChunkKind {
     Job,
     /// A solution, computing node to main.
     Solution,
+    /// A job a main hands straight to a computing node that announced free slots, with no
+    /// request and reply before it. Only on the direct path (a chunk of this kind is invalid).
+    Handoff,
 }
 
 /// `amlipx::chunk` on `amlipx/stream_<receiverId>`: one piece of a large job or solution.
@@ -203,6 +228,12 @@ impl WireType for NodeInfo {
         for p in &self.known_peers {
             p.write(&mut w);
         }
+        w.u32(self.direct_port as u32);
+        w.u32(self.direct_addrs.len() as u32);
+        for a in &self.direct_addrs {
+            w.u32(u32::from(*a));
+        }
+        w.u32(self.handoff_slots);
         w.finish()
     }
 
@@ -256,6 +287,31 @@ impl WireType for NodeInfo {
         let known_peers = (0..n)
             .map(|_| AmlipId::read(&mut r, "known_peers"))
             .collect::<Result<Vec<_>, _>>()?;
+        // Appended fields: absent in a node that predates them.
+        let (mut direct_port, mut direct_addrs, mut handoff_slots) = (0, Vec::new(), 0);
+        if r.remaining() >= 8 {
+            let port = r.u32("direct_port")?;
+            direct_port = u16::try_from(port).map_err(|_| WireError::Invalid {
+                field: "direct_port",
+                reason: format!("{port} is not a port"),
+            })?;
+            let n = r.u32("direct_addrs.length")? as usize;
+            if n > r.remaining() / 4 || n > MAX_DIRECT_ADDRS {
+                return Err(WireError::Invalid {
+                    field: "direct_addrs.length",
+                    reason: format!(
+                        "{n} addresses (at most {MAX_DIRECT_ADDRS}, in {} bytes)",
+                        r.remaining()
+                    ),
+                });
+            }
+            direct_addrs = (0..n)
+                .map(|_| r.u32("direct_addrs").map(Ipv4Addr::from))
+                .collect::<Result<Vec<_>, _>>()?;
+            if r.remaining() >= 4 {
+                handoff_slots = r.u32("handoff_slots")?;
+            }
+        }
         // No end check: a later extension version may append fields (it says its `version`).
         Ok(Self {
             id,
@@ -270,9 +326,15 @@ impl WireType for NodeInfo {
             next_task,
             open_tasks,
             known_peers,
+            direct_port,
+            direct_addrs,
+            handoff_slots,
         })
     }
 }
+
+/// Most addresses a node announces for its direct path.
+pub const MAX_DIRECT_ADDRS: usize = 16;
 
 impl Chunk {
     /// Encodes the header and `data` in one buffer without building an intermediate `Chunk`
@@ -294,10 +356,7 @@ impl Chunk {
         w.u64(transfer_id);
         w.u64(total_len);
         w.u64(offset);
-        w.u32(match kind {
-            ChunkKind::Job => 1,
-            ChunkKind::Solution => 2,
-        });
+        w.u32(chunk_kind_code(kind));
         client_id.write(&mut w);
         w.u32(task_id);
         server_id.write(&mut w);
@@ -329,16 +388,13 @@ impl WireType for Chunk {
         let transfer_id = r.u64("transfer_id")?;
         let total_len = r.u64("total_len")?;
         let offset = r.u64("offset")?;
-        let kind = match r.u32("kind")? {
-            1 => ChunkKind::Job,
-            2 => ChunkKind::Solution,
-            n => {
-                return Err(WireError::Invalid {
-                    field: "kind",
-                    reason: format!("unknown chunk kind {n}"),
-                })
-            }
-        };
+        let kind = chunk_kind_of(r.u32("kind")?)?;
+        if kind == ChunkKind::Handoff {
+            return Err(WireError::Invalid {
+                field: "kind",
+                reason: "a handed-off job travels only on the direct path".into(),
+            });
+        }
         let client_id = AmlipId::read(&mut r, "client_id")?;
         let task_id = r.u32("task_id")?;
         let server_id = AmlipId::read(&mut r, "server_id")?;
@@ -409,6 +465,138 @@ impl WireType for Credit {
     }
 }
 
+/// First frame on a direct connection, sender to receiver. The receiver refuses a hello not
+/// addressed to it (an address announced by one host can reach another node on another).
+///
+/// Frames on a direct connection are a `u32` little-endian length then a serialized payload
+/// (encapsulation header and CDR body, as on DDS), at most [`MAX_DIRECT_FRAME`] bytes; a
+/// [`DirectHeader`] frame is followed by exactly `len` raw bytes of data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectHello {
+    /// Extension version (1).
+    pub version: u32,
+    /// The node the sender means to reach.
+    pub receiver_id: AmlipId,
+    /// The sender.
+    pub sender_id: AmlipId,
+}
+
+/// One job or solution on a direct connection: the header frame; `len` raw bytes of data
+/// follow, then their CRC-32 (IEEE) as a little-endian `u32` (a trailer, so that both ends
+/// hash while the bytes move).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectHeader {
+    /// Job or solution.
+    pub kind: ChunkKind,
+    /// The job's main.
+    pub client_id: AmlipId,
+    /// The job's task id.
+    pub task_id: TaskId,
+    /// The computing node.
+    pub server_id: AmlipId,
+    /// Bytes of data that follow.
+    pub len: u64,
+}
+
+/// The receiver's answer to a hello or to a whole payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectAck {
+    /// Empty if accepted (the payload was handed to the node); otherwise why not.
+    pub refused: String,
+}
+
+/// Largest frame (hello, header or ack) on a direct connection.
+pub const MAX_DIRECT_FRAME: usize = 4096;
+
+fn chunk_kind_code(kind: ChunkKind) -> u32 {
+    match kind {
+        ChunkKind::Job => 1,
+        ChunkKind::Solution => 2,
+        ChunkKind::Handoff => 3,
+    }
+}
+
+fn chunk_kind_of(n: u32) -> Result<ChunkKind, WireError> {
+    match n {
+        1 => Ok(ChunkKind::Job),
+        2 => Ok(ChunkKind::Solution),
+        3 => Ok(ChunkKind::Handoff),
+        n => Err(WireError::Invalid {
+            field: "kind",
+            reason: format!("unknown payload kind {n}"),
+        }),
+    }
+}
+
+impl WireType for DirectHello {
+    const TYPE_NAME: &'static str = "amlipx::direct_hello";
+
+    fn encode(&self) -> Vec<u8> {
+        let mut w = CdrWriter::new();
+        w.u32(self.version);
+        self.receiver_id.write(&mut w);
+        self.sender_id.write(&mut w);
+        w.finish()
+    }
+
+    fn decode(body: &Bytes, order: ByteOrder) -> Result<Self, WireError> {
+        let mut r = CdrReader::new(body, order);
+        let v = Self {
+            version: r.u32("version")?,
+            receiver_id: AmlipId::read(&mut r, "receiver_id")?,
+            sender_id: AmlipId::read(&mut r, "sender_id")?,
+        };
+        r.end()?;
+        Ok(v)
+    }
+}
+
+impl WireType for DirectHeader {
+    const TYPE_NAME: &'static str = "amlipx::direct_header";
+
+    fn encode(&self) -> Vec<u8> {
+        let mut w = CdrWriter::new();
+        w.u32(chunk_kind_code(self.kind));
+        self.client_id.write(&mut w);
+        w.u32(self.task_id);
+        self.server_id.write(&mut w);
+        w.u64(self.len);
+        w.finish()
+    }
+
+    fn decode(body: &Bytes, order: ByteOrder) -> Result<Self, WireError> {
+        let mut r = CdrReader::new(body, order);
+        let v = Self {
+            kind: chunk_kind_of(r.u32("kind")?)?,
+            client_id: AmlipId::read(&mut r, "client_id")?,
+            task_id: r.u32("task_id")?,
+            server_id: AmlipId::read(&mut r, "server_id")?,
+            len: r.u64("len")?,
+        };
+        r.end()?;
+        Ok(v)
+    }
+}
+
+impl WireType for DirectAck {
+    const TYPE_NAME: &'static str = "amlipx::direct_ack";
+
+    fn encode(&self) -> Vec<u8> {
+        let mut w = CdrWriter::new();
+        w.string(&self.refused);
+        w.finish()
+    }
+
+    fn decode(body: &Bytes, order: ByteOrder) -> Result<Self, WireError> {
+        let mut r = CdrReader::new(body, order);
+        let v = Self {
+            refused: r.string("refused")?.to_owned(),
+        };
+        r.end()?;
+        Ok(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,9 +626,62 @@ mod tests {
             next_task: 12,
             open_tasks: vec![10, 11],
             known_peers: vec![id("C2")],
+            direct_port: 40123,
+            direct_addrs: vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::LOCALHOST],
+            handoff_slots: 32,
         };
         assert_eq!(NodeInfo::from_payload(&info.to_payload()).unwrap(), info);
         assert!(info.supports_stream());
+        assert!(!info.supports_direct(), "no FEATURE_DIRECT bit");
+        let direct = NodeInfo {
+            features: FEATURE_STREAM | FEATURE_DIRECT,
+            ..info.clone()
+        };
+        assert!(direct.supports_direct());
+        // The appended fields are the last 20 bytes: port, count, two addresses (big end
+        // first in the number, so 10.0.0.2 is 0x0a000002), handoff slots.
+        let p = direct.to_payload();
+        assert_eq!(&p[p.len() - 20..p.len() - 16], &40123u32.to_le_bytes());
+        assert_eq!(&p[p.len() - 12..p.len() - 8], &0x0a00_0002u32.to_le_bytes());
+        assert_eq!(&p[p.len() - 4..], &32u32.to_le_bytes());
+        // A node that predates them sends none: read as no direct path.
+        let old = NodeInfo::from_payload(&p[..p.len() - 20]).unwrap();
+        assert_eq!(
+            (old.direct_port, old.direct_addrs.len(), old.handoff_slots),
+            (0, 0, 0)
+        );
+        assert!(!old.supports_direct());
+    }
+
+    #[test]
+    fn direct_frames_round_trip() {
+        let hello = DirectHello {
+            version: EXTENSION_VERSION,
+            receiver_id: id("C"),
+            sender_id: id("M"),
+        };
+        assert_eq!(
+            DirectHello::from_payload(&hello.to_payload()).unwrap(),
+            hello
+        );
+        let header = DirectHeader {
+            kind: ChunkKind::Solution,
+            client_id: id("M"),
+            task_id: 7,
+            server_id: id("C"),
+            len: 10 << 20,
+        };
+        assert_eq!(
+            DirectHeader::from_payload(&header.to_payload()).unwrap(),
+            header
+        );
+        let mut bad = header.to_payload();
+        bad[4] = 9; // kind
+        assert!(DirectHeader::from_payload(&bad).is_err());
+        let ack = DirectAck {
+            refused: "checksum mismatch".into(),
+        };
+        assert_eq!(DirectAck::from_payload(&ack.to_payload()).unwrap(), ack);
     }
 
     #[test]
@@ -457,8 +698,16 @@ mod tests {
             data: Bytes::from_static(b"hello"),
         };
         assert_eq!(Chunk::from_payload(&c.to_payload()).unwrap(), c);
-        let bad = Chunk { offset: 6, ..c };
+        let bad = Chunk {
+            offset: 6,
+            ..c.clone()
+        };
         assert!(Chunk::from_payload(&bad.to_payload()).is_err());
+        let handoff = Chunk {
+            kind: ChunkKind::Handoff,
+            ..c
+        };
+        assert!(Chunk::from_payload(&handoff.to_payload()).is_err());
     }
 
     #[test]
@@ -487,11 +736,15 @@ mod tests {
             next_task: 0,
             open_tasks: vec![],
             known_peers: vec![],
+            direct_port: 0,
+            direct_addrs: vec![],
+            handoff_slots: 0,
         }
         .to_payload();
         let n = p.len();
-        // jobs.length sits before next_task, open_tasks.length and known_peers.length.
-        p[n - 16..n - 12].copy_from_slice(&u32::MAX.to_le_bytes());
+        // jobs.length sits before next_task, open_tasks.length, known_peers.length,
+        // direct_port, direct_addrs.length and handoff_slots.
+        p[n - 28..n - 24].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(NodeInfo::from_payload(&p).is_err());
     }
 }
