@@ -50,6 +50,13 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Measure round trips and throughput of upper-case jobs against TCP on loopback.
     Bench(bench::BenchArgs),
+    /// The TCP echo server `bench` starts in another network namespace (not for direct use).
+    #[command(hide = true)]
+    BenchEcho {
+        /// Where to listen.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -102,5 +109,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Train(t) => train::run(&args.node, &t, &stop),
         Command::Jobs(j) => jobs::run(&args.node, &j, &stop),
         Command::Bench(b) => Ok(bench::run(&args.node, &b, &stop)?),
+        Command::BenchEcho { listen } => {
+            bench::serve_echo(listen).with_context(|| format!("echo server on {listen}"))
+        }
     }
 }

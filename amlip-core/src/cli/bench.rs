@@ -2,13 +2,13 @@
 //! the same bytes measured in the same run as the physical reference.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::procs::Children;
+use super::procs::{Children, Placement};
 use super::NodeArgs;
 use crate::cancel::CancelToken;
 use crate::error::Error;
@@ -67,6 +67,16 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     first_job_trials: usize,
 
+    /// Run the computing nodes, and the TCP echo server of the reference, in this network
+    /// namespace (`ip netns exec`; `scripts/bench-hosts.sh` makes one joined by a veth pair).
+    #[arg(long, requires = "computing_ip")]
+    computing_netns: Option<String>,
+
+    /// The computing nodes' address in that namespace: their `--network`, and where the echo
+    /// server listens.
+    #[arg(long, requires = "computing_netns")]
+    computing_ip: Option<Ipv4Addr>,
+
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -88,10 +98,14 @@ pub fn run(node: &NodeArgs, args: &BenchArgs, stop: &CancelToken) -> Result<()> 
             ""
         }
     );
-    let tcp = TcpEcho::start()?;
+    let at = Placement {
+        netns: args.computing_netns.clone(),
+        network: args.computing_ip.map(|ip| ip.to_string()),
+    };
+    let tcp = TcpEcho::start(&at, args.computing_ip)?;
     let mut results = Vec::new();
-    {
-        let _computing = Children::spawn_computing(node, 1, &[])?;
+    if !args.sizes.is_empty() {
+        let _computing = Children::spawn_computing_at(node, 1, &[], &at)?;
         let main = MainNode::with_config(node.config("BenchMain"))?;
         wait_for_nodes(&main, 1, stop)?;
         println!(
@@ -150,7 +164,7 @@ pub fn run(node: &NodeArgs, args: &BenchArgs, stop: &CancelToken) -> Result<()> 
     }
     for n in nodes {
         check_stop(stop)?;
-        let (rate, secs) = throughput(node, n, args.tiny_jobs, stop)?;
+        let (rate, secs) = throughput(node, &at, n, args.tiny_jobs, stop)?;
         println!("{n:>16} {rate:>10.0} {secs:>10.2}");
         results.push(json!({
             "kind": "throughput", "computing_nodes": n, "jobs": args.tiny_jobs,
@@ -159,7 +173,7 @@ pub fn run(node: &NodeArgs, args: &BenchArgs, stop: &CancelToken) -> Result<()> 
     }
     if args.first_job_trials > 0 {
         check_stop(stop)?;
-        let times = first_job(node, args.first_job_trials, stop)?;
+        let times = first_job(node, &at, args.first_job_trials, stop)?;
         let mut sorted = times.clone();
         sorted.sort_by(f64::total_cmp);
         let median = sorted[sorted.len() / 2];
@@ -244,8 +258,14 @@ fn measure(args: &BenchArgs, mut once: impl FnMut(usize) -> Result<Duration>) ->
     })
 }
 
-fn throughput(node: &NodeArgs, n: usize, jobs: usize, stop: &CancelToken) -> Result<(f64, f64)> {
-    let _computing = Children::spawn_computing(node, n, &[])?;
+fn throughput(
+    node: &NodeArgs,
+    at: &Placement,
+    n: usize,
+    jobs: usize,
+    stop: &CancelToken,
+) -> Result<(f64, f64)> {
+    let _computing = Children::spawn_computing_at(node, n, &[], at)?;
     let main = MainNode::with_config(node.config("BenchMain"))?;
     wait_for_nodes(&main, n, stop)?;
     let run = |count: usize| -> Result<f64> {
@@ -275,12 +295,17 @@ fn throughput(node: &NodeArgs, n: usize, jobs: usize, stop: &CancelToken) -> Res
 
 /// Starts a computing-node process and a main node at the same moment and times one tiny job
 /// from then until its solution, `trials` times (each on a fresh domain-scoped pair).
-fn first_job(node: &NodeArgs, trials: usize, stop: &CancelToken) -> Result<Vec<f64>> {
+fn first_job(
+    node: &NodeArgs,
+    at: &Placement,
+    trials: usize,
+    stop: &CancelToken,
+) -> Result<Vec<f64>> {
     let mut times = Vec::new();
     for _ in 0..trials {
         check_stop(stop)?;
         let t = Instant::now();
-        let _computing = Children::spawn_computing(node, 1, &[])?;
+        let _computing = Children::spawn_computing_at(node, 1, &[], at)?;
         let main = MainNode::with_config(node.config("FirstJobMain"))?;
         let s = main.request_job_solution(&b"first job"[..], Duration::from_secs(30))?;
         times.push(t.elapsed().as_secs_f64());
@@ -296,37 +321,58 @@ fn first_job(node: &NodeArgs, trials: usize, stop: &CancelToken) -> Result<Vec<f
     Ok(times)
 }
 
-/// An echo server on loopback answering each message upper-cased: the same bytes a job and
-/// its solution move, over plain TCP.
+/// Where the echo server listens when it runs in another namespace.
+const ECHO_PORT: u16 = 47_999;
+
+/// An echo server answering each message upper-cased: the same bytes a job and its solution
+/// move, over plain TCP. On loopback in this process, or, with a namespace, in a child
+/// process there (`main-node bench-echo`), so that it crosses the same link as the jobs.
 struct TcpEcho {
     stream: std::sync::Mutex<TcpStream>,
+    _server: Option<Children>,
 }
 
 impl TcpEcho {
-    fn start() -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        std::thread::spawn(move || {
-            if let Ok((mut s, _)) = listener.accept() {
-                let _ = s.set_nodelay(true);
-                let mut len = [0u8; 8];
-                while s.read_exact(&mut len).is_ok() {
-                    let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
-                    if s.read_exact(&mut buf).is_err() {
-                        break;
-                    }
-                    buf.make_ascii_uppercase();
-                    if s.write_all(&len).and_then(|_| s.write_all(&buf)).is_err() {
-                        break;
-                    }
-                }
+    fn start(at: &Placement, ip: Option<Ipv4Addr>) -> Result<Self> {
+        let (addr, server) = match (&at.netns, ip) {
+            (Some(_), Some(ip)) => {
+                let addr = SocketAddr::from((ip, ECHO_PORT));
+                let child = at
+                    .command(&std::env::current_exe()?)
+                    .args(["bench-echo", "--listen", &addr.to_string()])
+                    .stdin(std::process::Stdio::null())
+                    .spawn()?;
+                let mut children = Children::default();
+                children.push(child);
+                (addr, Some(children))
             }
-        });
-        let stream = TcpStream::connect(addr)?;
+            _ => {
+                let listener = TcpListener::bind("127.0.0.1:0")?;
+                let addr = listener.local_addr()?;
+                std::thread::spawn(move || {
+                    if let Ok((s, _)) = listener.accept() {
+                        echo(s);
+                    }
+                });
+                (addr, None)
+            }
+        };
+        // The server in a namespace takes a moment to start: retry for up to 10 s.
+        let started = Instant::now();
+        let stream = loop {
+            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                Ok(s) => break s,
+                Err(e) if started.elapsed() > Duration::from_secs(10) => {
+                    fail!("cannot reach the TCP echo server at {addr}: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         Ok(Self {
             stream: std::sync::Mutex::new(stream),
+            _server: server,
         })
     }
 
@@ -341,6 +387,32 @@ impl TcpEcho {
         s.read_exact(&mut buf)?;
         Ok(t.elapsed())
     }
+}
+
+/// Answers one connection's length-prefixed messages upper-cased until it closes.
+fn echo(mut s: TcpStream) {
+    let _ = s.set_nodelay(true);
+    let mut len = [0u8; 8];
+    while s.read_exact(&mut len).is_ok() {
+        let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
+        if s.read_exact(&mut buf).is_err() {
+            break;
+        }
+        buf.make_ascii_uppercase();
+        if s.write_all(&len).and_then(|_| s.write_all(&buf)).is_err() {
+            break;
+        }
+    }
+}
+
+/// `main-node bench-echo`: the TCP reference's echo server, serving connections one after
+/// another until killed (the bench starts it in the computing nodes' namespace).
+pub fn serve_echo(listen: SocketAddr) -> std::io::Result<()> {
+    let listener = TcpListener::bind(listen)?;
+    for s in listener.incoming() {
+        echo(s?);
+    }
+    Ok(())
 }
 
 fn ms(d: Duration) -> String {

@@ -48,6 +48,20 @@ pub struct NodeArgs {
     #[arg(long, default_value = "5s",
           value_parser = |s: &str| bounded_duration(s, Duration::from_millis(100), Duration::from_secs(3600)))]
     pub liveness_timeout: Duration,
+
+    /// Send large payloads to amlip peers over DDS only, never over a direct TCP connection
+    /// (and accept none).
+    #[arg(long)]
+    pub no_direct: bool,
+
+    /// TCP port of the direct data path (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub direct_port: u16,
+
+    /// Announce this IPv4 ADDR:PORT for the direct data path instead of this host's
+    /// addresses (behind NAT or port forwarding).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub advertise: Option<std::net::SocketAddrV4>,
 }
 
 impl NodeArgs {
@@ -56,7 +70,13 @@ impl NodeArgs {
         let cfg = NodeConfig::new(self.name.as_deref().unwrap_or(default_name))
             .domain(self.domain)
             .network(self.network.clone())
-            .liveness_timeout(self.liveness_timeout);
+            .liveness_timeout(self.liveness_timeout)
+            .direct_path(!self.no_direct)
+            .direct_port(self.direct_port);
+        let cfg = match self.advertise {
+            Some(a) => cfg.direct_advertise(a),
+            None => cfg,
+        };
         if self.plain_aml_ip {
             cfg.aml_ip_compatible_only()
         } else {

@@ -23,6 +23,7 @@ pub fn computing_node_binary() -> std::io::Result<PathBuf> {
 }
 
 /// Running computing nodes; dropped = killed.
+#[derive(Default)]
 pub struct Children {
     children: Vec<Child>,
 }
@@ -30,16 +31,27 @@ pub struct Children {
 impl Children {
     /// Starts `n` computing nodes on the node flags' domain and network.
     pub fn spawn_computing(node: &NodeArgs, n: usize, extra: &[&str]) -> std::io::Result<Self> {
+        Self::spawn_computing_at(node, n, extra, &Placement::default())
+    }
+
+    /// Starts `n` computing nodes on the node flags' domain, where `at` says.
+    pub fn spawn_computing_at(
+        node: &NodeArgs,
+        n: usize,
+        extra: &[&str],
+        at: &Placement,
+    ) -> std::io::Result<Self> {
         let bin = computing_node_binary()?;
         let mut children = Vec::with_capacity(n);
         for i in 0..n {
-            let child = Command::new(&bin)
+            let child = at
+                .command(&bin)
                 .arg("--name")
                 .arg(format!("Computing{i}"))
                 .arg("--domain")
                 .arg(node.domain.to_string())
                 .arg("--network")
-                .arg(node.network_flag())
+                .arg(at.network.clone().unwrap_or_else(|| node.network_flag()))
                 .args(extra)
                 .env(
                     "RUST_LOG",
@@ -55,6 +67,34 @@ impl Children {
             children.push(child);
         }
         Ok(Self { children })
+    }
+
+    /// Adopts a child started elsewhere (killed with the others).
+    pub fn push(&mut self, child: Child) {
+        self.children.push(child);
+    }
+}
+
+/// Where child processes run: this host's network, or a network namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// `ip netns exec` this namespace.
+    pub netns: Option<String>,
+    /// The children's `--network` (default: the main's).
+    pub network: Option<String>,
+}
+
+impl Placement {
+    /// A command running `bin` there.
+    pub fn command(&self, bin: &std::path::Path) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        }
     }
 }
 
