@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedReadHalf;
@@ -429,25 +429,32 @@ impl DirectPath {
             len: env.data.len() as u64,
         };
         let stalled = |sent: u64| (sent, format!("no progress for {stall:?}"));
-        timeout(stall, write_frame(stream, &header))
-            .await
-            .map_err(|_| stalled(0))?
-            .map_err(|e| (0, e.to_string()))?;
-        // Hashed piece by piece as it goes, so the receiver works meanwhile.
+        // The header goes with the first piece and the checksum with the last, in one write
+        // each: a lone small segment at the end of a flight, if lost, waits for a
+        // retransmission timeout (200 ms or more) where one inside the flight is repaired
+        // at once. The data is hashed piece by piece as it goes, so the receiver works
+        // meanwhile.
+        let mut head = frame(&header);
         let mut crc = crc32fast::Hasher::new();
         let mut sent = 0u64;
-        for piece in env.data.chunks(STEP) {
+        let pieces = env.data.len().div_ceil(STEP).max(1);
+        for i in 0..pieces {
+            let piece =
+                &env.data[(i * STEP).min(env.data.len())..((i + 1) * STEP).min(env.data.len())];
             crc.update(piece);
-            timeout(stall, stream.write_all(piece))
+            let tail = if i + 1 == pieces {
+                crc.clone().finalize().to_le_bytes().to_vec()
+            } else {
+                Vec::new()
+            };
+            let mut buf = Buf::chain(Buf::chain(&head[..], piece), &tail[..]);
+            timeout(stall, stream.write_all_buf(&mut buf))
                 .await
                 .map_err(|_| stalled(sent))?
                 .map_err(|e| (sent, e.to_string()))?;
+            head.clear();
             sent += piece.len() as u64;
         }
-        timeout(stall, stream.write_all(&crc.finalize().to_le_bytes()))
-            .await
-            .map_err(|_| stalled(sent))?
-            .map_err(|e| (sent, e.to_string()))?;
         let ack: DirectAck = timeout(stall, read_frame(stream))
             .await
             .map_err(|_| (sent, format!("no acknowledgment within {stall:?}")))?
