@@ -679,12 +679,12 @@ async fn lane(
     let Some(p) = path.upgrade() else { return };
     let pending: PendingAcks = Rc::default();
     let failure = match p.connect(&peer, port, &addrs).await {
-        Err(e) => e,
+        Err(e) => Some(e),
         Ok(conn) => {
             p.note(&peer, Ok(conn.addr));
             let (rd, mut wr) = conn.stream.into_split();
             let wake = Rc::new(Notify::new());
-            let acks = tokio::task::spawn_local(lane_acks(
+            let mut acks = tokio::task::spawn_local(lane_acks(
                 peer.clone(),
                 p.stall,
                 rd,
@@ -692,7 +692,11 @@ async fn lane(
                 wake.clone(),
                 p.counts.clone(),
             ));
-            let failure = lane_writes(&p, &peer, &mut wr, &mut rx, &pending, &wake).await;
+            // Whichever half stops first ends the lane.
+            let failure = tokio::select! {
+                f = lane_writes(&p, &peer, &mut wr, &mut rx, &pending, &wake) => f,
+                f = &mut acks => f.ok(),
+            };
             acks.abort();
             failure
         }
@@ -703,9 +707,15 @@ async fn lane(
         }
     }
     rx.close();
-    if let DirectError::Unreachable { .. } = &failure {
-        p.note(&peer, Err(&failure));
+    if let Some(f) = &failure {
+        p.note(&peer, Err(f));
     }
+    let failure = failure.unwrap_or_else(|| DirectError::Failed {
+        peer: peer.clone(),
+        sent: 0,
+        total: 0,
+        why: "the connection closed".into(),
+    });
     for (_, done) in pending.borrow_mut().drain(..) {
         let _ = done.send(Err(failure.clone()));
     }
@@ -714,7 +724,7 @@ async fn lane(
     }
 }
 
-/// A lane's writing half. Returns why it stopped.
+/// A lane's writing half. Returns why it failed, or `None` once it idled.
 async fn lane_writes(
     p: &DirectPath,
     peer: &AmlipId,
@@ -722,17 +732,19 @@ async fn lane_writes(
     rx: &mut mpsc::UnboundedReceiver<Outgoing>,
     pending: &PendingAcks,
     wake: &Notify,
-) -> DirectError {
-    let failed = |why: String| DirectError::Failed {
-        peer: peer.clone(),
-        sent: 0,
-        total: 0,
-        why,
+) -> Option<DirectError> {
+    let failed = |why: String| {
+        Some(DirectError::Failed {
+            peer: peer.clone(),
+            sent: 0,
+            total: 0,
+            why,
+        })
     };
     loop {
         let first = match timeout(IDLE_REUSE, rx.recv()).await {
             Ok(Some(item)) => item,
-            _ => return failed("the connection was idle".into()),
+            _ => return None,
         };
         let mut buf = Vec::new();
         let add = |buf: &mut Vec<u8>, item: Outgoing| {
@@ -770,6 +782,7 @@ async fn lane_writes(
 }
 
 /// A lane's reading half: answers each pending payload, in order, with its acknowledgment.
+/// Returns why it stopped (the connection failed, or no acknowledgment came in time).
 async fn lane_acks(
     peer: AmlipId,
     stall: Duration,
@@ -777,7 +790,7 @@ async fn lane_acks(
     pending: PendingAcks,
     wake: Rc<Notify>,
     counts: Arc<DirectCounts>,
-) {
+) -> DirectError {
     let mut rd = BufReader::new(rd);
     loop {
         if pending.borrow().is_empty() {
@@ -816,7 +829,7 @@ async fn lane_acks(
         for (_, done) in pending.borrow_mut().drain(..) {
             let _ = done.send(Err(error.clone()));
         }
-        return;
+        return error;
     }
 }
 

@@ -49,6 +49,8 @@ enum Fault {
     FlipByte(usize),
     /// Forward this many bytes, then close both ways.
     CutAfter(usize),
+    /// Flip every byte from this offset on.
+    FlipFrom(usize),
 }
 
 /// A TCP proxy in front of a node's direct path, misbehaving on its first connection only.
@@ -123,6 +125,14 @@ fn pump(
             Some((Fault::FlipByte(at), hit)) if (offset..offset + n).contains(at) => {
                 chunk[at - offset] ^= 0x01;
                 hit.fetch_add(1, Ordering::SeqCst);
+            }
+            Some((Fault::FlipFrom(at), hit)) if offset + n > *at => {
+                if offset <= *at {
+                    hit.fetch_add(1, Ordering::SeqCst);
+                }
+                for b in &mut chunk[at.saturating_sub(offset)..] {
+                    *b ^= 0x01;
+                }
             }
             _ => {}
         }
@@ -268,6 +278,26 @@ fn a_payload_with_a_wrong_checksum_is_refused_and_resent() {
 #[test]
 fn a_payload_cut_short_is_resent() {
     faulty_transfer_is_resent(Fault::CutAfter(700_000));
+}
+
+/// Small jobs handed off on a lane whose first connection turns to garbage after its first
+/// few hundred bytes: the node refuses and closes it, and every job written on it is re-sent
+/// and answered right.
+#[test]
+fn jobs_on_a_corrupted_lane_are_resent() {
+    let d = domain();
+    let (_node, proxy) = proxied_node(&d, Fault::FlipFrom(200));
+    let main = main_node(&d);
+    let mut batch = main.batch().job_timeout(Duration::from_secs(90));
+    uppercase_batch(&mut batch, "lane", 50);
+    drop(batch);
+    assert_eq!(proxy.faulted.load(Ordering::SeqCst), 1, "the fault struck");
+    let stats = main.stats();
+    assert!(
+        stats.resent >= 1,
+        "the refused jobs were re-sent: {stats:?}"
+    );
+    assert_eq!(stats.solved, 50);
 }
 
 /// The other way: a main whose direct path corrupts the first solution sent to it. The
