@@ -338,11 +338,16 @@ impl ClientEngine {
 
     /// Publishes the main's heartbeat: its task counter and open requests.
     async fn heartbeat(&self) {
+        // An open request is always its job's current attempt.
         let mut open_tasks: Vec<TaskId> = self
-            .attempts
-            .iter()
-            .filter(|(_, a)| matches!(a.state, AttemptState::Requested))
-            .map(|(t, _)| *t)
+            .jobs
+            .values()
+            .filter_map(|j| j.current)
+            .filter(|t| {
+                self.attempts
+                    .get(t)
+                    .is_some_and(|a| matches!(a.state, AttemptState::Requested))
+            })
             .collect();
         open_tasks.sort_unstable();
         let load = Load {
@@ -801,7 +806,13 @@ impl ClientEngine {
         let mut resend = Vec::new();
         {
             let peers = self.core.peers.borrow();
-            for (task, a) in self.attempts.iter_mut() {
+            // An assigned attempt is always its job's current one: closed attempts, which
+            // may be many, are not looked at.
+            let current: Vec<TaskId> = self.jobs.values().filter_map(|j| j.current).collect();
+            for task in &current {
+                let Some(a) = self.attempts.get_mut(task) else {
+                    continue;
+                };
                 let AttemptState::Assigned {
                     server,
                     missing_since,
@@ -908,9 +919,11 @@ impl ClientEngine {
     }
 
     fn warn_if_nobody_answers(&mut self, now: Instant) {
+        // Undecided jobs' current attempts only: closed attempts may be many.
         let oldest_unanswered = self
-            .attempts
+            .jobs
             .values()
+            .filter_map(|j| j.current.and_then(|t| self.attempts.get(&t)))
             .filter(|a| matches!(a.state, AttemptState::Requested))
             .map(|a| a.since)
             .min();
