@@ -421,13 +421,7 @@ impl DirectPath {
     /// Writes one payload and waits for its acknowledgment. On failure: bytes sent, and why.
     async fn transfer(&self, stream: &mut TcpStream, env: &Envelope) -> Result<(), (u64, String)> {
         let stall = self.stall;
-        let header = DirectHeader {
-            kind: env.kind,
-            client_id: env.client_id.clone(),
-            task_id: env.task_id,
-            server_id: env.server_id.clone(),
-            len: env.data.len() as u64,
-        };
+        let header = header_of(env);
         let stalled = |sent: u64| (sent, format!("no progress for {stall:?}"));
         // The header goes with the first piece and the checksum with the last, in one write
         // each: a lone small segment at the end of a flight, if lost, waits for a
@@ -749,14 +743,7 @@ async fn lane_writes(
         let mut buf = Vec::new();
         let add = |buf: &mut Vec<u8>, item: Outgoing| {
             let env = &item.env;
-            let header = DirectHeader {
-                kind: env.kind,
-                client_id: env.client_id.clone(),
-                task_id: env.task_id,
-                server_id: env.server_id.clone(),
-                len: env.data.len() as u64,
-            };
-            buf.extend_from_slice(&frame(&header));
+            buf.extend_from_slice(&frame(&header_of(env)));
             buf.extend_from_slice(&env.data);
             buf.extend_from_slice(&crc32fast::hash(&env.data).to_le_bytes());
             pending
@@ -830,6 +817,17 @@ async fn lane_acks(
             let _ = done.send(Err(error.clone()));
         }
         return error;
+    }
+}
+
+/// The header frame announcing `env`.
+fn header_of(env: &Envelope) -> DirectHeader {
+    DirectHeader {
+        kind: env.kind,
+        client_id: env.client_id.clone(),
+        task_id: env.task_id,
+        server_id: env.server_id.clone(),
+        len: env.data.len() as u64,
     }
 }
 

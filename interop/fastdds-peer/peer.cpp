@@ -325,10 +325,10 @@ public:
         DomainParticipantFactory::get_instance()->delete_participant(dp_);
     }
 
-    DataWriter* writer(const std::string& topic, const char* type, bool status = false) {
-        auto it = writers_.find(topic);
-        if (it != writers_.end()) return it->second;
-        DataWriterQos q = DATAWRITER_QOS_DEFAULT;
+    // AML-IP's QoS, the same for writers and readers: reliable, transient-local, keep all
+    // (keep last 1 for status).
+    template <class Q>
+    static void amlip_qos(Q& q, bool status) {
         q.reliability().kind = RELIABLE_RELIABILITY_QOS;
         q.durability().kind = TRANSIENT_LOCAL_DURABILITY_QOS;
         if (status) {
@@ -337,6 +337,13 @@ public:
         } else {
             q.history().kind = KEEP_ALL_HISTORY_QOS;
         }
+    }
+
+    DataWriter* writer(const std::string& topic, const char* type, bool status = false) {
+        auto it = writers_.find(topic);
+        if (it != writers_.end()) return it->second;
+        DataWriterQos q = DATAWRITER_QOS_DEFAULT;
+        amlip_qos(q, status);
         q.publish_mode().kind = SYNCHRONOUS_PUBLISH_MODE;
         q.endpoint().history_memory_policy =
             eprosima::fastrtps::rtps::DYNAMIC_REUSABLE_MEMORY_MODE;
@@ -348,14 +355,7 @@ public:
 
     DataReader* reader(const std::string& topic, const char* type, bool status = false) {
         DataReaderQos q = DATAREADER_QOS_DEFAULT;
-        q.reliability().kind = RELIABLE_RELIABILITY_QOS;
-        q.durability().kind = TRANSIENT_LOCAL_DURABILITY_QOS;
-        if (status) {
-            q.history().kind = KEEP_LAST_HISTORY_QOS;
-            q.history().depth = 1;
-        } else {
-            q.history().kind = KEEP_ALL_HISTORY_QOS;
-        }
+        amlip_qos(q, status);
         q.endpoint().history_memory_policy =
             eprosima::fastrtps::rtps::DYNAMIC_REUSABLE_MEMORY_MODE;
         DataReader* r = sub_->create_datareader(topic_(topic, type), q, &wake);

@@ -435,11 +435,8 @@ impl ClientEngine {
         self.core.has_direct() && self.jobs.len() > 1
     }
 
-    /// The computing node (other than `not`) with the most free handoff slots, if any has one.
-    fn handoff_target(&self, not: Option<&AmlipId>) -> Option<AmlipId> {
-        if !self.handing_off() {
-            return None;
-        }
+    /// Computing nodes alive, each with the handoff slots it announces (0: asks first).
+    fn computing_nodes(&self) -> Vec<(AmlipId, usize)> {
         let alive = self
             .core
             .peers
@@ -447,9 +444,22 @@ impl ClientEngine {
             .alive_of_kind(NodeKind::Computing, Instant::now());
         alive
             .into_iter()
-            .filter(|id| Some(id) != not)
-            .filter_map(|id| {
+            .map(|id| {
                 let slots = self.core.handoff_slots(&id);
+                (id, slots)
+            })
+            .collect()
+    }
+
+    /// The computing node (other than `not`) with the most free handoff slots, if any has one.
+    fn handoff_target(&self, not: Option<&AmlipId>) -> Option<AmlipId> {
+        if !self.handing_off() {
+            return None;
+        }
+        self.computing_nodes()
+            .into_iter()
+            .filter(|(id, _)| Some(id) != not)
+            .filter_map(|(id, slots)| {
                 let depth = self.depth.get(&id).copied().unwrap_or(1).min(slots);
                 let used = self.handed.get(&id).copied().unwrap_or(0);
                 (used < depth).then_some((depth - used, id))
@@ -466,19 +476,12 @@ impl ClientEngine {
         if !self.handing_off() {
             return max;
         }
-        let alive = self
-            .core
-            .peers
-            .borrow()
-            .alive_of_kind(NodeKind::Computing, Instant::now());
-        let handoff = alive
-            .iter()
-            .filter(|id| self.core.handoff_slots(id) > 0)
-            .count();
-        if handoff == 0 {
+        let nodes = self.computing_nodes();
+        let asking = nodes.iter().filter(|(_, slots)| *slots == 0).count();
+        if asking == nodes.len() {
             max
         } else {
-            (alive.len() - handoff).min(max)
+            asking.min(max)
         }
     }
 
