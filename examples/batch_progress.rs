@@ -30,9 +30,7 @@ fn main() -> Result<(), BoxError> {
             batches: 8,
             positives: 50,
             negatives: 450,
-            seed: 1,
-            shard: 0,
-            shards: 1,
+            ..AmlTrainParams::default()
         };
         let job = AmlTrainJob {
             params,

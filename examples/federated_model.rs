@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use amlip_core::aml::ClassMetrics;
-use amlip_core::dataset::{self, Sharding};
+use amlip_core::dataset::{self, Dataset, Sharding};
 use amlip_core::kind::federated::weight;
 use amlip_core::prelude::*;
 use ndarray::{Array2, ArrayView2, Axis};
@@ -58,7 +58,7 @@ fn main() -> Result<(), BoxError> {
     let _nodes = [node(0)?, node(1)?, node(2)?];
     let data = dataset::load_dir(&amlip_examples::mnist_dir())?;
     let mut session = FedAvg::new(Sgd::KIND, Linear(Array2::zeros((784, 10)))).rounds(3);
-    for shard in dataset::shard(&data.train, 3, Sharding::Stratified, 1) {
+    for shard in dataset::shard(&Dataset::from(data.train), 3, Sharding::Stratified, 1) {
         session = session.shard(shard.to_payload());
     }
     let test = data.test.images.mapv(|p| p as f32 / 255.0);

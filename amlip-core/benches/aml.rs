@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use amlip_core::aml::{self, embedding, Bits, DigitParams, Metrics, Model, OneVsRest};
-use amlip_core::dataset::{self, Mnist, Sharding};
+use amlip_core::dataset::{self, Dataset, Sharding};
+use ndarray::{ArrayView1, ArrayView2};
 use serde_json::json;
 
 const SEEDS: [u64; 3] = [1, 2, 3];
@@ -23,9 +24,9 @@ struct Row {
 }
 
 fn train_eval(
-    train: &Mnist,
-    held: &Mnist,
-    test: &Mnist,
+    train: &Dataset,
+    held: &Dataset,
+    test: &Dataset,
     digit: u8,
     batches: usize,
     seed: u64,
@@ -37,12 +38,17 @@ fn train_eval(
         ..DigitParams::default()
     };
     let t = Instant::now();
-    let mut model = aml::train_digit(train.images.view(), train.labels.view(), &params, |_| {
-        std::ops::ControlFlow::Continue(())
-    });
+    fn xy(d: &Dataset) -> (ArrayView2<'_, u8>, ArrayView1<'_, u8>) {
+        (d.pixels().expect("bytes"), d.labels().expect("classes"))
+    }
+    let (x, y) = xy(train);
+    let mut model = aml::train_digit(x, y, &params, |_| std::ops::ControlFlow::Continue(()));
     let secs = t.elapsed().as_secs_f64() / batches as f64;
-    aml::calibrate(&mut model, held.images.view(), held.labels.view(), digit);
-    let m = aml::evaluate(&model, test.images.view(), test.labels.view(), digit);
+    let emb = &params.embedding;
+    let (x, y) = xy(held);
+    aml::calibrate(&mut model, emb, x, y, digit);
+    let (x, y) = xy(test);
+    let m = aml::evaluate(&model, emb, x, y, digit);
     (model, m, secs)
 }
 
@@ -58,8 +64,17 @@ fn main() {
         .join("..")
         .join(dataset::MNIST_DIR);
     let data = dataset::load_dir(&dir).expect("MNIST in datasets/mnist");
-    let (train, held) = dataset::hold_out(&data.train, 0.1, 1);
-    let test = &data.test;
+    let (train, held) = dataset::hold_out(&Dataset::from(data.train), 0.1, 1);
+    let test = &Dataset::from(data.test);
+    let emb = aml::Embedding::mnist();
+    let (held_x, held_y) = (
+        held.pixels().expect("bytes"),
+        held.labels().expect("classes"),
+    );
+    let (test_x, test_y) = (
+        test.pixels().expect("bytes"),
+        test.labels().expect("classes"),
+    );
     let mut out = Vec::new();
 
     println!("AML engine on MNIST (official 10k test set; mean of seeds {SEEDS:?}, min-max in brackets)\n");
@@ -134,9 +149,10 @@ fn main() {
         let (model, m, secs) = train_eval(s, &held, test, 0, 30, 1 + i as u64);
         println!("  shard {}            {:>7.4} bal. acc.  FPR {:.4}  FNR {:.4}  {:>5} atoms  {:.3} s/batch", i + 1, m.balanced_accuracy(), m.fpr(), m.fnr(), model.len(), secs);
         out.push(json!({"task": format!("shard {}", i + 1), "balanced_accuracy": m.balanced_accuracy(), "fpr": m.fpr(), "fnr": m.fnr(), "atoms": model.len()}));
+        let (sx, sy) = (s.pixels().expect("bytes"), s.labels().expect("classes"));
         let pos: Vec<Bits> = (0..s.len())
-            .filter(|&r| s.labels[r] == 0)
-            .map(|r| embedding::term(s.images.row(r).as_slice().expect("row")))
+            .filter(|&r| sy[r] == 0)
+            .map(|r| emb.term(sx.row(r).as_slice().expect("row")))
             .collect();
         shard_models.push(model);
         shard_pos.push(pos);
@@ -149,8 +165,8 @@ fn main() {
         ),
     ] {
         let mut merged = merged;
-        aml::calibrate(&mut merged, held.images.view(), held.labels.view(), 0);
-        let m = aml::evaluate(&merged, test.images.view(), test.labels.view(), 0);
+        aml::calibrate(&mut merged, &emb, held_x, held_y, 0);
+        let m = aml::evaluate(&merged, &emb, test_x, test_y, 0);
         println!(
             "  {name:<17} {:>7.4} bal. acc.  FPR {:.4}  FNR {:.4}  {:>5} atoms",
             m.balanced_accuracy(),
@@ -178,7 +194,7 @@ fn main() {
         .collect();
     let secs = t.elapsed().as_secs_f64();
     let ovr = OneVsRest { models };
-    let acc = ovr.accuracy(test.images.view(), test.labels.view());
+    let acc = ovr.accuracy(&emb, test_x, test_y);
     println!("\n10-class (ten one-vs-rest models, {batches} batches each, misses / cutoff): test accuracy {acc:.4}, trained in {secs:.1} s");
     out.push(json!({"task": "10-class one-vs-rest", "batches": batches, "accuracy": acc, "train_seconds": secs}));
 

@@ -25,13 +25,14 @@
 //! - [`payload`]: jobs and solutions as named tensors in safetensors, with their kind.
 //! - [`kind`]: the `JobKind` trait, the `Registry` a computing node serves from, and the
 //!   built-in kinds (`aml_train`, `mlp_train`, AML-IP's plain jobs).
-//! - [`session`]: training sessions a main runs: FedAvg of any model, AML on shards, the MNIST
-//!   network; their reports.
+//! - [`session`]: training sessions a main runs: FedAvg of any model, AML on shards, the MLP
+//!   sized from the data (classes or regression); their reports.
 //!
 //! Beside them, knowing nothing of DDS:
-//! - [`dataset`]: MNIST loading and validation, shards and hold-outs.
+//! - [`dataset`]: data sets from CSV, numpy, safetensors and IDX files (MNIST's among them),
+//!   checked defect by defect; quantile levels and standardisation; shards and hold-outs.
 //! - [`aml`]: the Algebraic Machine Learning engine: training, models, merge, metrics.
-//! - [`mlp`]: a one-hidden-layer network trained by SGD.
+//! - [`mlp`]: a one-hidden-layer network trained by SGD (cross entropy or squared error).
 //! - [`error`]: the errors node APIs return.
 //! - `cli` (feature `cli`): flags, logging, Ctrl-C, progress display and benchmarks shared
 //!   by the binaries.

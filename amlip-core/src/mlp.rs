@@ -1,10 +1,12 @@
-//! A multi-layer perceptron (784-128-10 by default) for MNIST, trained with mini-batch SGD with
-//! momentum on softmax cross entropy, and averaged across shards by FedAvg. Knows nothing of
-//! DDS.
+//! A multi-layer perceptron (784-128-10 for MNIST, sized from the data otherwise), trained
+//! with mini-batch SGD with momentum on softmax cross entropy (classes) or mean squared error
+//! (a value to regress: one linear output), and averaged across shards by FedAvg. Knows
+//! nothing of DDS.
 //!
 //! MNIST images are ~80% zero pixels, so the first layer (which holds ~95% of the work) runs on
 //! each image's non-zero pixels only: `X·W1` and `Xᵀ·dH` become row sums over those pixels.
-//! The second layer uses `ndarray`'s dense products.
+//! Dense numeric features take the same path (every value is a non-zero). The second layer
+//! uses `ndarray`'s dense products.
 
 use multiversion::multiversion;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
@@ -53,7 +55,28 @@ impl Default for SgdParams {
     }
 }
 
-/// Images as sparse rows (pixel index, value in 0..1), built once per data set.
+/// What a network is trained to predict, one per sample.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    /// Class indices: softmax cross entropy.
+    Classes(ArrayView1<'a, u8>),
+    /// Values: mean squared error of the first output.
+    Values(ArrayView1<'a, f32>),
+}
+
+impl<'a> From<ArrayView1<'a, u8>> for Targets<'a> {
+    fn from(y: ArrayView1<'a, u8>) -> Self {
+        Targets::Classes(y)
+    }
+}
+
+impl<'a> From<ArrayView1<'a, f32>> for Targets<'a> {
+    fn from(y: ArrayView1<'a, f32>) -> Self {
+        Targets::Values(y)
+    }
+}
+
+/// Rows of features as sparse rows (feature index, value), built once per data set.
 pub struct SparseImages {
     /// Row `i` is `idx[ptr[i]..ptr[i+1]]` with values `val[..]`.
     ptr: Vec<usize>,
@@ -80,7 +103,26 @@ impl SparseImages {
         Self { ptr, idx, val }
     }
 
-    /// Images.
+    /// From rows of numbers, taken as they are (zeros skipped). At most 65,536 features.
+    pub fn from_f32(x: ArrayView2<'_, f32>) -> Self {
+        assert!(x.ncols() <= 1 << 16, "at most 65,536 features");
+        let mut ptr = Vec::with_capacity(x.nrows() + 1);
+        let mut idx = Vec::new();
+        let mut val = Vec::new();
+        ptr.push(0);
+        for row in x.rows() {
+            for (j, &v) in row.iter().enumerate() {
+                if v != 0.0 {
+                    idx.push(j as u16);
+                    val.push(v);
+                }
+            }
+            ptr.push(idx.len());
+        }
+        Self { ptr, idx, val }
+    }
+
+    /// Rows.
     pub fn len(&self) -> usize {
         self.ptr.len() - 1
     }
@@ -154,9 +196,14 @@ impl Mlp {
         h
     }
 
+    /// Outputs (logits, or regressed values) from hidden activations.
+    fn logits(&self, h: &Array2<f32>) -> Array2<f32> {
+        h.dot(&self.w2) + &self.b2
+    }
+
     /// Class probabilities (softmax) from hidden activations.
     fn output_layer(&self, h: &Array2<f32>) -> Array2<f32> {
-        let mut z = h.dot(&self.w2) + &self.b2;
+        let mut z = self.logits(h);
         for mut row in z.rows_mut() {
             let max = row.fold(f32::MIN, |m, &x| m.max(x));
             row.mapv_inplace(|x| (x - max).exp());
@@ -166,29 +213,50 @@ impl Mlp {
         z
     }
 
-    /// Mean cross-entropy loss and gradients of the batch `rows`. The first layer's weight
+    /// Mean loss (cross entropy, or squared error) and gradients of the batch `rows`. The
+    /// first layer's weight
     /// gradient (the big one) is *added* to `gw1` instead of returned, touching only the rows
     /// of pixels the batch uses: the trainer accumulates it straight into its velocity.
     fn gradients(
         &self,
         x: &SparseImages,
-        y: ArrayView1<'_, u8>,
+        y: Targets<'_>,
         rows: &[usize],
         gw1: &mut Array2<f32>,
     ) -> (f32, Grads) {
         let n = rows.len() as f32;
         let h = self.hidden_layer(x, rows);
-        let mut p = self.output_layer(&h);
         let mut loss = 0.0;
-        for (r, &i) in rows.iter().enumerate() {
-            let c = y[i] as usize;
-            loss -= p[[r, c]].max(1e-12).ln();
-            p[[r, c]] -= 1.0; // d loss / d logits = p - onehot
-        }
+        let mut p = match y {
+            Targets::Classes(y) => {
+                let mut p = self.output_layer(&h);
+                for (r, &i) in rows.iter().enumerate() {
+                    let c = y[i] as usize;
+                    loss -= p[[r, c]].max(1e-12).ln();
+                    p[[r, c]] -= 1.0; // d loss / d logits = p - onehot
+                }
+                p
+            }
+            Targets::Values(y) => {
+                // Only the first output is regressed; any others get no gradient.
+                let mut z = self.logits(&h);
+                z.slice_mut(ndarray::s![.., 1..]).fill(0.0);
+                for (r, &i) in rows.iter().enumerate() {
+                    let e = z[[r, 0]] - y[i];
+                    loss += e * e;
+                    z[[r, 0]] = 2.0 * e; // d (e^2) / d z
+                }
+                z
+            }
+        };
         p /= n;
         let gw2 = h.t().dot(&p);
         let gb2 = p.sum_axis(Axis(0));
         let mut dh = p.dot(&self.w2.t());
+        if !dh.is_standard_layout() {
+            // ndarray may answer a product with one output column in column-major order.
+            dh = dh.as_standard_layout().into_owned();
+        }
         dh.zip_mut_with(&h, |d, &a| {
             if a <= 0.0 {
                 *d = 0.0;
@@ -213,13 +281,14 @@ impl Mlp {
     /// Trains on `(x, y)` for `params.epochs` epochs; calls `progress(epoch, mean loss)` after
     /// each, and stops early if it returns `ControlFlow::Break`. Returns the mean loss of the
     /// last epoch trained.
-    pub fn train(
+    pub fn train<'y>(
         &mut self,
         x: &SparseImages,
-        y: ArrayView1<'_, u8>,
+        y: impl Into<Targets<'y>>,
         params: &SgdParams,
         mut progress: impl FnMut(usize, f32) -> std::ops::ControlFlow<()>,
     ) -> f32 {
+        let y = y.into();
         let mut rng = StdRng::seed_from_u64(params.seed);
         let mut order: Vec<usize> = (0..x.len()).collect();
         // Momentum: v = mu v + g; w -= lr v. For the first layer, `v1` holds mu * v between
@@ -277,6 +346,17 @@ impl Mlp {
                             .map_or(0, |(c, _)| c as u8)
                     })
                     .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The first output of each row: the value a regression network predicts.
+    pub fn predict_values(&self, x: &SparseImages) -> Vec<f32> {
+        let rows: Vec<usize> = (0..x.len()).collect();
+        rows.chunks(1024)
+            .flat_map(|chunk| {
+                let z = self.logits(&self.hidden_layer(x, chunk));
+                z.column(0).to_vec()
             })
             .collect()
     }
@@ -373,21 +453,30 @@ mod tests {
         (m, SparseImages::from_bytes(x.view()), array![0u8, 2, 1, 2])
     }
 
-    fn loss(m: &Mlp, x: &SparseImages, y: &Array1<u8>) -> f64 {
+    fn loss(m: &Mlp, x: &SparseImages, y: Targets<'_>) -> f64 {
         let mut gw1 = Array2::zeros(m.w1.raw_dim());
-        m.gradients(x, y.view(), &[0, 1, 2, 3], &mut gw1).0 as f64
+        m.gradients(x, y, &[0, 1, 2, 3], &mut gw1).0 as f64
     }
 
-    /// Analytic gradients match central finite differences on every parameter.
+    /// Analytic gradients match central finite differences on every parameter, for both
+    /// losses.
     #[test]
     fn gradient_check() {
         let (m, x, y) = tiny();
+        gradient_check_on(&m, &x, Targets::Classes(y.view()));
+        let values = array![0.5f32, -1.0, 2.0, 0.25];
+        let reg = Mlp::new(6, 5, 1, 4);
+        gradient_check_on(&reg, &x, Targets::Values(values.view()));
+    }
+
+    fn gradient_check_on(m: &Mlp, x: &SparseImages, y: Targets<'_>) {
+        let m = m.clone();
         let mut gw1 = Array2::zeros(m.w1.raw_dim());
-        let (_, g) = m.gradients(&x, y.view(), &[0, 1, 2, 3], &mut gw1);
+        let (_, g) = m.gradients(x, y, &[0, 1, 2, 3], &mut gw1);
         let eps = 1e-2f32;
         let mut worst = 0.0f64;
         let mut check = |analytic: f32, plus: Mlp, minus: Mlp| {
-            let numeric = (loss(&plus, &x, &y) - loss(&minus, &x, &y)) / (2.0 * eps as f64);
+            let numeric = (loss(&plus, x, y) - loss(&minus, x, y)) / (2.0 * eps as f64);
             let err =
                 (numeric - analytic as f64).abs() / (numeric.abs() + analytic.abs() as f64 + 1e-3);
             worst = worst.max(err);
@@ -422,7 +511,7 @@ mod tests {
     #[test]
     fn training_lowers_the_loss_and_fits_a_tiny_set() {
         let (mut m, x, y) = tiny();
-        let before = loss(&m, &x, &y);
+        let before = loss(&m, &x, Targets::Classes(y.view()));
         let params = SgdParams {
             epochs: 300,
             batch: 4,
@@ -432,8 +521,38 @@ mod tests {
         m.train(&x, y.view(), &params, |_, _| {
             std::ops::ControlFlow::Continue(())
         });
-        assert!(loss(&m, &x, &y) < before / 10.0);
+        assert!(loss(&m, &x, Targets::Classes(y.view())) < before / 10.0);
         assert_eq!(m.accuracy(&x, y.view()), 1.0);
+    }
+
+    #[test]
+    fn regression_fits_a_line() {
+        let xs =
+            Array2::from_shape_fn((64, 2), |(i, j)| (i as f32 / 32.0 - 1.0) * (j as f32 + 1.0));
+        let y: Array1<f32> = xs
+            .rows()
+            .into_iter()
+            .map(|r| 0.5 * r[0] - r[1] + 0.3)
+            .collect();
+        let x = SparseImages::from_f32(xs.view());
+        let mut m = Mlp::new(2, 16, 1, 2);
+        let params = SgdParams {
+            epochs: 200,
+            batch: 8,
+            learning_rate: 0.01,
+            ..SgdParams::default()
+        };
+        m.train(&x, y.view(), &params, |_, _| {
+            std::ops::ControlFlow::Continue(())
+        });
+        let mse = m
+            .predict_values(&x)
+            .iter()
+            .zip(&y)
+            .map(|(p, t)| (p - t) * (p - t))
+            .sum::<f32>()
+            / 64.0;
+        assert!(mse < 1e-3, "mse {mse}");
     }
 
     #[test]

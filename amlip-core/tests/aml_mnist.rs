@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use amlip_core::aml::{self, embedding, DigitParams, Model};
-use amlip_core::dataset::{self, DatasetError};
+use amlip_core::aml::{self, embedding, DigitParams, Embedding, Model};
+use amlip_core::dataset::{self, Dataset, DatasetError};
 
 fn mnist_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,17 +17,26 @@ fn mnist_dir() -> PathBuf {
 fn digit_zero_from_ten_batches_reaches_097_balanced_accuracy() {
     let data = dataset::load_dir(&mnist_dir()).expect("MNIST in datasets/mnist");
     assert_eq!((data.train.len(), data.test.len()), (60_000, 10_000));
-    let (train, held) = dataset::hold_out(&data.train, 0.1, 1);
+    let emb = Embedding::mnist();
+    let (train, held) = dataset::hold_out(&Dataset::from(data.train), 0.1, 1);
+    let (held_x, held_y) = (held.pixels().unwrap(), held.labels().unwrap());
     let params = DigitParams::default(); // digit 0, 10 batches of 100 + 900
     let mut batches = 0;
-    let mut model = aml::train_digit(train.images.view(), train.labels.view(), &params, |r| {
+    let (x, y) = (train.pixels().unwrap(), train.labels().unwrap());
+    let mut model = aml::train_digit(x, y, &params, |r| {
         batches += 1;
         assert_eq!((r.positives, r.negatives), (100, 900));
         std::ops::ControlFlow::Continue(())
     });
     assert_eq!(batches, 10);
-    aml::calibrate(&mut model, held.images.view(), held.labels.view(), 0);
-    let m = aml::evaluate(&model, data.test.images.view(), data.test.labels.view(), 0);
+    aml::calibrate(&mut model, &emb, held_x, held_y, 0);
+    let m = aml::evaluate(
+        &model,
+        &emb,
+        data.test.images.view(),
+        data.test.labels.view(),
+        0,
+    );
     eprintln!(
         "digit 0, 10 batches: {} atoms, cutoff {:?}, balanced accuracy {:.4}, FPR {:.4}, FNR {:.4}",
         model.len(),
@@ -44,7 +53,7 @@ fn digit_zero_from_ten_batches_reaches_097_balanced_accuracy() {
     );
 
     // The JSON form (AML-IP tutorial) and the binary form give back the same classifier.
-    let terms = embedding::terms(data.test.images.view());
+    let terms = emb.terms(data.test.images.view());
     let misses = model.misses_many(&terms);
     let json = Model::from_json(&model.to_json(), Some(embedding::N_CONSTANTS)).unwrap();
     assert_eq!(json.misses_many(&terms), misses);

@@ -6,18 +6,27 @@ use std::time::{Duration, Instant};
 
 use amlip_core::cancel::CancelToken;
 use amlip_core::cli::{self, progress::ProgressView, NodeArgs};
-use amlip_core::dataset;
+use amlip_core::dataset::{self, Format, LoadOptions, Task};
 use amlip_core::kind::mlp_train::MlpHyper;
 use amlip_core::prelude::*;
-use amlip_core::session::{AmlShards, MnistMlp, Runner};
+use amlip_core::session::{AmlShards, MlpShards, Runner};
 use anyhow::{bail, Context};
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
-    /// Algebraic Machine Learning: one binary classifier (--digit) or ten (10-class).
+    /// Algebraic Machine Learning: one binary classifier (--class) or one per class.
     Aml,
-    /// A 784-128-10 neural network trained by federated averaging over rounds.
+    /// A one-hidden-layer network (784-128-10 on MNIST, sized from the data otherwise)
+    /// trained by federated averaging over rounds; classifies or regresses.
     Mlp,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskArg {
+    /// Predict a class.
+    Classify,
+    /// Predict a number.
+    Regress,
 }
 
 #[derive(clap::Args, Debug)]
@@ -25,10 +34,10 @@ pub struct TrainArgs {
     /// The model to train.
     #[arg(long, value_enum, default_value = "aml")]
     model: ModelKind,
-    /// AML: train the binary classifier "is it this digit?"; without it, a 10-class
-    /// classifier (ten binary ones).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
-    digit: Option<u8>,
+    /// AML: train the binary classifier "is it this class?" (a class's name as the data
+    /// spells it, or its index; a digit on MNIST); without it, one classifier per class.
+    #[arg(long, visible_alias = "digit", value_name = "CLASS")]
+    class: Option<String>,
     /// Shards of the training set: one job per shard (per digit for 10-class AML, per round
     /// for MLP).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -61,12 +70,47 @@ pub struct TrainArgs {
     /// Seed of the sharding, the training and the initial weights.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Use only this many training images (quick runs).
+    /// Use only this many training samples (quick runs).
     #[arg(long, value_parser = |s: &str| cli::count_in(s, 1, usize::MAX))]
     limit: Option<usize>,
-    /// MNIST directory (IDX files, gzip'd or not).
-    #[arg(long, env = "AMLIP_DATA", default_value = "datasets/mnist")]
+    /// The data: a .csv/.tsv table, a .npy table, a .npz or .safetensors file of named
+    /// arrays (each maybe .gz), or a directory of IDX files (MNIST's layout, any image shape).
+    #[arg(
+        long,
+        env = "AMLIP_DATA",
+        default_value = "datasets/mnist",
+        value_name = "FILE_OR_DIR"
+    )]
     data: PathBuf,
+    /// The data's format, if its name does not say (csv, npy, npz, safetensors, idx).
+    #[arg(long, value_parser = |s: &str| s.parse::<Format>())]
+    format: Option<Format>,
+    /// The label: a CSV column's name or 0-based index, a .npy column's index, or a tensor's
+    /// name [default: the last column, or a tensor called labels, label, y, targets, target].
+    #[arg(long, value_name = "COLUMN")]
+    label: Option<String>,
+    /// The features tensor of a .npz or .safetensors file [default: features, x, X, images,
+    /// data, inputs, or the only other tensor].
+    #[arg(long, value_name = "TENSOR")]
+    features: Option<String>,
+    /// Classify or regress [default: text and whole-number labels are classes, fractional
+    /// ones values to regress].
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
+    /// A test set in its own file (same format and columns as --data).
+    #[arg(long, value_name = "FILE", conflicts_with = "test_split")]
+    test: Option<PathBuf>,
+    /// Without --test (and a directory without test files): hold out this fraction of the
+    /// data, stratified by class, as the test set.
+    #[arg(long, default_value_t = 0.2, value_parser = cli::unit_fraction)]
+    test_split: f64,
+    /// AML: levels each numeric feature is cut into, at training-set quantiles (image bytes
+    /// are on or off instead).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=64))]
+    levels: u8,
+    /// MLP: hidden units.
+    #[arg(long, default_value_t = 128, value_parser = |s: &str| cli::count_in(s, 1, 65_536))]
+    hidden: usize,
     /// Fraction of the training set held out to choose AML cutoffs.
     #[arg(long, default_value_t = 0.1, value_parser = cli::unit_fraction)]
     holdout: f64,
@@ -102,22 +146,60 @@ fn data_dir(given: &Path) -> PathBuf {
 
 pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &CancelToken) -> anyhow::Result<()> {
     let start = Instant::now();
-    let dir = data_dir(&args.data);
-    let data = dataset::load_dir(&dir)
-        .with_context(|| format!("cannot load MNIST from {} (set --data)", dir.display()))?;
+    let path = data_dir(&args.data);
+    let opts = LoadOptions {
+        format: args.format,
+        label: args.label.clone(),
+        features: args.features.clone(),
+        task: args.task.map(|t| match t {
+            TaskArg::Classify => Task::Classify,
+            TaskArg::Regress => Task::Regress,
+        }),
+        ..LoadOptions::default()
+    };
+    let data = dataset::load_splits(
+        &path,
+        args.test.as_deref(),
+        args.test_split,
+        args.seed,
+        &opts,
+    )
+    .with_context(|| format!("cannot load the data {} (set --data)", path.display()))?;
     let mut train = data.train;
     if let Some(n) = args.limit {
-        train = train.select(&(0..n.min(train.len())).collect::<Vec<_>>());
+        train = train.head(n);
     }
+    let class = match &args.class {
+        None => None,
+        Some(c) => Some(train.class_index(c).with_context(|| {
+            format!(
+                "--class {c}: the classes are {}",
+                if train.classes() == 0 {
+                    "none (the labels are values to regress)".into()
+                } else {
+                    train.class_names().join(", ")
+                }
+            )
+        })?),
+    };
+    let mnist = path.is_dir() && args.test.is_none();
+    let test_set = if mnist {
+        "official test set".to_owned()
+    } else {
+        format!("test: {}", data.test_source)
+    };
     let main = MainNode::with_config(node.config("Main")).context("cannot start the main node")?;
     println!(
-        "main node {} on domain {}: {} training images, {} test images, {} shard(s)",
+        "main node {} on domain {}: {} training {unit}, {} test {unit}, {} shard(s)",
         main.id(),
         main.domain(),
         train.len(),
         data.test.len(),
-        args.jobs
+        args.jobs,
+        unit = train.unit()
     );
+    println!("data {}: {}", path.display(), train.describe());
+    println!("test set ({}): {}", data.test_source, data.test.describe());
     let mut runner = Runner::new(&main, args.timeout)
         .observe(ProgressView::new())
         .cancel_on(stop);
@@ -125,7 +207,9 @@ pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &CancelToken) -> anyhow::Res
     let shards = args.jobs as usize;
     let report = match args.model {
         ModelKind::Aml => AmlShards {
-            digit: args.digit,
+            digit: class,
+            levels: args.levels,
+            test_set,
             shards,
             batches: args.batches,
             batch_sizes: (args.batch_sizes[0], args.batch_sizes[1]),
@@ -134,9 +218,11 @@ pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &CancelToken) -> anyhow::Res
             seed: args.seed,
         }
         .run(&mut runner, &train, &data.test)?,
-        ModelKind::Mlp => MnistMlp {
+        ModelKind::Mlp => MlpShards {
             shards,
             rounds: args.rounds,
+            hidden: args.hidden,
+            test_set,
             hyper: MlpHyper {
                 epochs: args.epochs,
                 batch: args.batch,
@@ -161,8 +247,7 @@ pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &CancelToken) -> anyhow::Res
     println!("wall time {wall:.1} s");
     if let Some(out) = &args.out {
         report
-            .model
-            .save(out)
+            .save_model(out)
             .with_context(|| format!("cannot write {}", out.display()))?;
         println!("model written to {}", out.display());
     }

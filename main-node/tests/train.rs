@@ -146,8 +146,9 @@ fn a_tutorial_text_job_gets_a_json_atomization_that_classifies() {
         data.train.select(&(50_000..60_000).collect::<Vec<_>>()),
         &data.test,
     );
-    aml::calibrate(&mut model, held.images.view(), held.labels.view(), 0);
-    let m = aml::evaluate(&model, test.images.view(), test.labels.view(), 0);
+    let emb = aml::Embedding::mnist();
+    aml::calibrate(&mut model, &emb, held.images.view(), held.labels.view(), 0);
+    let m = aml::evaluate(&model, &emb, test.images.view(), test.labels.view(), 0);
     assert!(
         m.balanced_accuracy() > 0.9,
         "the atomization classifies digit 0: {}",
@@ -165,6 +166,8 @@ fn malformed_ml_payloads_get_error_solutions_and_the_node_keeps_serving() {
     let good_job = AmlTrainJob {
         params: AmlTrainParams {
             digit: 1,
+            classes: 10,
+            cuts: None,
             batches: 2,
             positives: 10,
             negatives: 50,

@@ -2,7 +2,7 @@
 //! crossing, evaluated by misses, merged by union. Knows nothing of DDS.
 //!
 //! - [`bits`]: bit sets of constants and indicators.
-//! - [`embedding`]: MNIST images as terms.
+//! - [`embedding`]: rows of byte features (MNIST pixels, levels of numeric features) as terms.
 //! - [`train`]: the batch algorithm ([`Trainer`]).
 //! - [`model`]: the trained atoms, misses, merge, JSON and binary forms.
 //! - [`eval`]: metrics and the misses cutoff.
@@ -23,16 +23,20 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 pub use bits::Bits;
+pub use embedding::Embedding;
 pub use eval::{best_cutoff, ClassMetrics, Metrics};
 pub use model::{Atom, Model, ModelError};
 pub use multiclass::OneVsRest;
 pub use train::{BatchReport, TrainConfig, Trainer};
 
-/// What to train: "is it `digit`?" on `batches` batches of `positives` + `negatives` images.
+/// What to train: "is it class `digit`?" on `batches` batches of `positives` + `negatives`
+/// rows.
 #[derive(Debug, Clone)]
 pub struct DigitParams {
     /// The class to recognise.
     pub digit: u8,
+    /// How rows become terms (MNIST's by default).
+    pub embedding: Embedding,
     /// Training batches.
     pub batches: usize,
     /// Positive examples per batch.
@@ -50,6 +54,7 @@ impl Default for DigitParams {
     fn default() -> Self {
         Self {
             digit: 0,
+            embedding: Embedding::mnist(),
             batches: 10,
             positives: 100,
             negatives: 900,
@@ -59,7 +64,8 @@ impl Default for DigitParams {
     }
 }
 
-/// Trains a binary classifier for `params.digit` on `images` (rows of 784 pixels) and
+/// Trains a binary classifier for `params.digit` on `images` (rows of byte features, as
+/// `params.embedding` reads them) and
 /// `labels`, calling `progress` after each batch; training stops early if it returns
 /// `ControlFlow::Break` (a cancelled job). Batches draw positives and negatives without
 /// replacement, starting over (reshuffled) when a side runs out. The model is uncalibrated.
@@ -76,17 +82,18 @@ pub fn train_digit(
     neg.shuffle(&mut rng);
     let mut pos_draw = Drawer::new(pos);
     let mut neg_draw = Drawer::new(neg);
+    let emb = &params.embedding;
     let mut trainer = Trainer::new(
-        embedding::N_CONSTANTS,
-        embedding::V,
+        emb.n_constants(),
+        emb.v(),
         params.seed,
         params.config.clone(),
     );
     let term_of = |i: usize| {
         let row = images.row(i);
         match row.as_slice() {
-            Some(s) => embedding::term(s),
-            None => embedding::term(&row.to_vec()),
+            Some(s) => emb.term(s),
+            None => emb.term(&row.to_vec()),
         }
     };
     for _ in 0..params.batches {
@@ -137,40 +144,43 @@ impl Drawer {
     }
 }
 
-/// Misses of each image and whether it is `digit`.
+/// Misses of each row and whether it is of class `digit`.
 pub fn misses_and_truth(
     model: &Model,
+    emb: &Embedding,
     images: ArrayView2<'_, u8>,
     labels: ArrayView1<'_, u8>,
     digit: u8,
 ) -> (Vec<u32>, Vec<bool>) {
-    let terms = embedding::terms(images);
+    let terms = emb.terms(images);
     let misses = model.misses_many(&terms);
     let truth = labels.iter().map(|&l| l == digit).collect();
     (misses, truth)
 }
 
-/// Chooses the model's cutoff to maximise balanced accuracy on these (held-out) images.
+/// Chooses the model's cutoff to maximise balanced accuracy on these (held-out) rows.
 pub fn calibrate(
     model: &mut Model,
+    emb: &Embedding,
     images: ArrayView2<'_, u8>,
     labels: ArrayView1<'_, u8>,
     digit: u8,
 ) -> Metrics {
-    let (misses, truth) = misses_and_truth(model, images, labels, digit);
+    let (misses, truth) = misses_and_truth(model, emb, images, labels, digit);
     let (cutoff, metrics) = best_cutoff(&misses, &truth);
     model.cutoff = Some(cutoff);
     metrics
 }
 
-/// The model's metrics on these images (cutoff 1 if uncalibrated).
+/// The model's metrics on these rows (cutoff 1 if uncalibrated).
 pub fn evaluate(
     model: &Model,
+    emb: &Embedding,
     images: ArrayView2<'_, u8>,
     labels: ArrayView1<'_, u8>,
     digit: u8,
 ) -> Metrics {
-    let (misses, truth) = misses_and_truth(model, images, labels, digit);
+    let (misses, truth) = misses_and_truth(model, emb, images, labels, digit);
     Metrics::from_misses(&misses, &truth, model.cutoff.unwrap_or(1))
 }
 

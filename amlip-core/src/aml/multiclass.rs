@@ -1,4 +1,4 @@
-//! A 10-class classifier from ten one-vs-rest binary models: the class whose model the image
+//! A multi-class classifier from one-vs-rest binary models: the class whose model the row
 //! misses least wins. Raw miss counts are not comparable across models (a model with many
 //! atoms is missed more), so each model's misses are divided by its calibrated cutoff: a score
 //! below 1 means "this model says yes".
@@ -7,10 +7,10 @@ use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
 use super::bits::Bits;
-use super::embedding;
+use super::embedding::Embedding;
 use super::model::Model;
 
-/// Ten binary models, one per digit, each calibrated.
+/// One binary model per class, each calibrated.
 #[derive(Debug, Clone)]
 pub struct OneVsRest {
     /// One binary model per class, in class order.
@@ -34,15 +34,20 @@ impl OneVsRest {
             .unwrap_or(0) as u8
     }
 
-    /// Predictions for many images, on all cores.
-    pub fn predict_images(&self, images: ArrayView2<'_, u8>) -> Vec<u8> {
-        let terms = embedding::terms(images);
+    /// Predictions for many rows, on all cores.
+    pub fn predict_images(&self, emb: &Embedding, images: ArrayView2<'_, u8>) -> Vec<u8> {
+        let terms = emb.terms(images);
         terms.par_iter().map(|t| self.predict(t)).collect()
     }
 
-    /// Fraction of images classified correctly.
-    pub fn accuracy(&self, images: ArrayView2<'_, u8>, labels: ArrayView1<'_, u8>) -> f64 {
-        let p = self.predict_images(images);
+    /// Fraction of rows classified correctly.
+    pub fn accuracy(
+        &self,
+        emb: &Embedding,
+        images: ArrayView2<'_, u8>,
+        labels: ArrayView1<'_, u8>,
+    ) -> f64 {
+        let p = self.predict_images(emb, images);
         let right = p.iter().zip(labels).filter(|(a, b)| *a == *b).count();
         right as f64 / labels.len().max(1) as f64
     }

@@ -4,10 +4,11 @@
 //! then the bytes. A corrupt, truncated or mismatched file is an error that names the file and
 //! what is wrong, never a panic.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2};
+
+pub use super::error::DatasetError;
 
 /// Side of an MNIST image.
 pub const SIDE: usize = 28;
@@ -16,77 +17,6 @@ pub const PIXELS: usize = SIDE * SIDE;
 
 const IMAGES_MAGIC: u32 = 2051;
 const LABELS_MAGIC: u32 = 2049;
-
-/// Why a data set could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
-    /// A file could not be read.
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A `.gz` file is not gzip.
-    #[error("{path}: not a valid gzip stream: {source}")]
-    Gzip {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not an IDX file of the expected kind.
-    #[error("{path}: magic number {found} (expected {expected}: {what})")]
-    Magic {
-        /// The file.
-        path: PathBuf,
-        /// Its magic number.
-        found: u32,
-        /// The one expected.
-        expected: u32,
-        /// What that one means.
-        what: &'static str,
-    },
-    /// Shorter than its header says.
-    #[error("{path}: truncated: {what}")]
-    Truncated {
-        /// The file.
-        path: PathBuf,
-        /// What is missing.
-        what: String,
-    },
-    /// Anything else wrong with its contents.
-    #[error("{path}: {what}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        what: String,
-    },
-    /// A file of the set is not there.
-    #[error("no {which} file in {dir} (looked for {tried})")]
-    Missing {
-        /// The directory.
-        dir: PathBuf,
-        /// Which file.
-        which: String,
-        /// The names tried.
-        tried: String,
-    },
-    /// Images and labels do not pair up.
-    #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
-    CountMismatch {
-        /// The images file.
-        images: PathBuf,
-        /// Images in it.
-        n_images: usize,
-        /// The labels file.
-        labels: PathBuf,
-        /// Labels in it.
-        n_labels: usize,
-    },
-}
 
 /// Images (one row of 784 pixels each) and their labels.
 #[derive(Debug, Clone)]
@@ -201,22 +131,7 @@ fn find(dir: &Path, prefix: &str, what: &str, idx: &str) -> Result<PathBuf, Data
 
 /// The file's bytes, gunzipped if it starts with the gzip magic.
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    let raw = std::fs::read(path).map_err(|source| DatasetError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 6);
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|source| DatasetError::Gzip {
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
+    super::raw::read_file(path, super::raw::default_memory_limit())
 }
 
 fn be_u32(bytes: &[u8], at: usize, path: &Path, field: &str) -> Result<u32, DatasetError> {

@@ -1,8 +1,9 @@
-//! `aml_train`: train an AML binary classifier ("is it this digit?") on a shard of images.
+//! `aml_train`: train an AML binary classifier ("is it this class?") on a shard of rows of
+//! bytes: MNIST images by default, or any rows with the embedding the job names.
 //!
 //! | | parameters | tensors |
 //! |---|---|---|
-//! | job | [`AmlTrainParams`] | `images` U8 `[n, 784]`, `labels` U8/I32/I64 `[n]` |
+//! | job | [`AmlTrainParams`] | `images` U8 `[n, features]` (784 without `cuts`), `labels` U8/I32/I64 `[n]` |
 //! | solution | [`AmlModelInfo`] | `model` U8 `[len]`: the model's binary form ([`Model::to_bytes`]) |
 
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use super::{JobKind, Message};
-use crate::aml::{self, DigitParams, Model};
+use crate::aml::{self, DigitParams, Embedding, Model};
 use crate::dataset::mnist::PIXELS;
 use crate::error::BoxError;
 use crate::job::JobContext;
@@ -21,11 +22,18 @@ use crate::payload::{Payload, PayloadError, Tensor};
 pub(crate) const CANCELLED: &str =
     "the job was cancelled (its main is gone or this node is stopping)";
 
-/// What an `aml_train` job asks: train "is it `digit`?" on the shard.
+/// What an `aml_train` job asks: train "is it class `digit`?" on the shard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AmlTrainParams {
-    /// The class to recognise.
+    /// The class to recognise (a digit for MNIST).
     pub digit: u8,
+    /// Classes the labels range over (10 if absent: MNIST).
+    #[serde(default = "ten")]
+    pub classes: u16,
+    /// The embedding's cuts on every feature's byte ([`Embedding`]);
+    /// absent: MNIST's pixel embedding (784 pixels, on at 26).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuts: Option<Vec<u8>>,
     /// Training batches.
     pub batches: usize,
     /// Positive examples per batch.
@@ -40,14 +48,48 @@ pub struct AmlTrainParams {
     pub shards: usize,
 }
 
+fn ten() -> u16 {
+    10
+}
+
+impl Default for AmlTrainParams {
+    /// Digit 0 of MNIST, the tutorial's 10 batches of 100 + 900, one shard.
+    fn default() -> Self {
+        Self {
+            digit: 0,
+            classes: 10,
+            cuts: None,
+            batches: 10,
+            positives: 100,
+            negatives: 900,
+            seed: 1,
+            shard: 0,
+            shards: 1,
+        }
+    }
+}
+
+impl AmlTrainParams {
+    /// The embedding the job's rows are read with, for rows of `features` bytes.
+    pub fn embedding(&self, features: usize) -> Embedding {
+        match &self.cuts {
+            Some(cuts) => Embedding {
+                features,
+                cuts: cuts.clone(),
+            },
+            None => Embedding::pixels(features),
+        }
+    }
+}
+
 /// An `aml_train` job: parameters and a shard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AmlTrainJob {
     /// What to train.
     pub params: AmlTrainParams,
-    /// Images, one row of 784 pixels each.
+    /// One row of bytes per sample (784 pixels for MNIST).
     pub images: Array2<u8>,
-    /// One digit per image.
+    /// One class per sample.
     pub labels: Array1<u8>,
 }
 
@@ -75,16 +117,21 @@ pub struct AmlModelSolution {
     pub model: Model,
 }
 
-/// Reads a shard's images (`[n, 784]` bytes) and digit labels from a payload.
-pub(crate) fn read_images(p: &Payload) -> Result<(Array2<u8>, Array1<u8>), PayloadError> {
-    let (shape, img) = p.u8s("images", &[None, Some(PIXELS)])?;
-    let n = shape[0];
-    if n == 0 {
-        return Err(PayloadError::Invalid("the job has no images".into()));
+/// Reads a shard's rows (`[n, width]` bytes; any width if `width` is `None`) and class
+/// labels (below `classes`) from a payload.
+pub(crate) fn read_images(
+    p: &Payload,
+    width: Option<usize>,
+    classes: usize,
+) -> Result<(Array2<u8>, Array1<u8>), PayloadError> {
+    let (shape, img) = p.u8s("images", &[None, width])?;
+    let (n, width) = (shape[0], shape[1]);
+    if n == 0 || width == 0 {
+        return Err(PayloadError::Invalid("the job has no samples".into()));
     }
-    let labels = p.labels("labels", n, 10)?;
+    let labels = p.labels("labels", n, classes)?;
     Ok((
-        Array2::from_shape_vec((n, PIXELS), img.to_vec()).expect("shape checked"),
+        Array2::from_shape_vec((n, width), img.to_vec()).expect("shape checked"),
         Array1::from(labels),
     ))
 }
@@ -103,10 +150,10 @@ impl Message for AmlTrainJob {
 
     fn from_payload(p: Payload) -> Result<Self, PayloadError> {
         let params: AmlTrainParams = p.params()?;
-        if params.digit > 9 {
+        if !(2..=256).contains(&params.classes) || params.digit as u16 >= params.classes {
             return Err(PayloadError::Invalid(format!(
-                "digit {} is not 0-9",
-                params.digit
+                "class {} of {}: need 2..=256 classes and a class below them",
+                params.digit, params.classes
             )));
         }
         if params.batches == 0
@@ -119,7 +166,12 @@ impl Message for AmlTrainJob {
                 params.batches, params.positives, params.negatives
             )));
         }
-        let (images, labels) = read_images(&p)?;
+        let width = params.cuts.is_none().then_some(PIXELS);
+        let (images, labels) = read_images(&p, width, params.classes as usize)?;
+        params
+            .embedding(images.ncols())
+            .check()
+            .map_err(PayloadError::Invalid)?;
         Ok(Self {
             params,
             images,
@@ -165,6 +217,7 @@ impl JobKind for AmlTrain {
         let start = Instant::now();
         let digit_params = DigitParams {
             digit: params.digit,
+            embedding: params.embedding(job.images.ncols()),
             batches: params.batches,
             positives: params.positives,
             negatives: params.negatives,
@@ -215,6 +268,8 @@ mod tests {
     fn params() -> AmlTrainParams {
         AmlTrainParams {
             digit: 3,
+            classes: 10,
+            cuts: None,
             batches: 2,
             positives: 5,
             negatives: 20,
@@ -267,5 +322,30 @@ mod tests {
         let mut p = params();
         p.batches = 0;
         assert!(run(good.clone().with_params(&p).unwrap()).contains("need 1..=10000 batches"));
+        let mut p = params();
+        p.classes = 3;
+        assert!(run(good.clone().with_params(&p).unwrap()).contains("class 3 of 3"));
+        let mut p = params();
+        p.cuts = Some(vec![4, 2]);
+        assert!(run(good.clone().with_params(&p).unwrap()).contains("ascending cuts"));
+    }
+
+    /// Rows of any width with a levels embedding train a classifier of that many constants.
+    #[test]
+    fn any_width_with_cuts() {
+        let images = Array2::from_shape_fn((40, 3), |(i, j)| ((i + j) % 4) as u8);
+        let labels = Array1::from_iter((0..40).map(|i| (i % 4 == 0) as u8));
+        let mut p = params();
+        (p.digit, p.classes, p.cuts) = (1, 2, Some(vec![1, 2, 3]));
+        let job = job_bytes::<AmlTrain>(&AmlTrainJob {
+            params: p,
+            images,
+            labels,
+        })
+        .unwrap();
+        let solution = run_bytes(&AmlTrain, &job, &JobContext::default()).unwrap();
+        let s = read_solution::<AmlTrain>(&solution).unwrap();
+        assert_eq!(s.model.n_constants, 2 * 3 * 3 + 1);
+        assert!(!s.model.is_empty());
     }
 }

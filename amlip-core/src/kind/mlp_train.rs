@@ -3,7 +3,7 @@
 //!
 //! | | parameters | tensors |
 //! |---|---|---|
-//! | job | [`FedRound`](super::federated::FedRound) fields and [`MlpHyper`] | `images` U8 `[n, inputs]`, `labels` U8/I32/I64 `[n]`, `w1` F32 `[inputs, hidden]`, `b1` `[hidden]`, `w2` `[hidden, classes]`, `b2` `[classes]` |
+//! | job | [`FedRound`](super::federated::FedRound) fields, [`MlpHyper`] and `task` (`classify`, the default, or `regress`) | `images` U8 `[n, inputs]` (scaled to 0..1) or `features` F32 `[n, inputs]` (as they are); `labels` U8/I32/I64 `[n]` (classify) or `targets` F32 `[n]` (regress); `w1` F32 `[inputs, hidden]`, `b1` `[hidden]`, `w2` `[hidden, outputs]`, `b2` `[outputs]` |
 //! | solution | [`FedUpdate`](super::federated::FedUpdate) | `w1`, `b1`, `w2`, `b2` |
 
 use ndarray::{Array1, Array2};
@@ -13,7 +13,7 @@ use super::aml_train::CANCELLED;
 use super::federated::{weight, FedKind, FedModel, LocalOutcome, LocalTraining, Weights};
 use crate::error::BoxError;
 use crate::job::JobContext;
-use crate::mlp::{Mlp, SgdParams, SparseImages};
+use crate::mlp::{Mlp, SgdParams, SparseImages, Targets};
 use crate::payload::{Payload, PayloadError};
 
 /// How an `mlp_train` job trains.
@@ -55,7 +55,13 @@ impl FedModel for Mlp {
         let (inputs, hidden) = w1.dim();
         let w2: Array2<f32> = weight(w, "w2", &[Some(hidden), None])?;
         let classes = w2.ncols();
-        if inputs == 0 || hidden == 0 || classes == 0 || hidden > 65_536 || classes > 256 {
+        if inputs == 0
+            || inputs > 65_536
+            || hidden == 0
+            || classes == 0
+            || hidden > 65_536
+            || classes > 256
+        {
             return Err(PayloadError::Invalid(format!(
                 "a network of {inputs} inputs, {hidden} hidden units and {classes} classes is not one this node trains"
             )));
@@ -131,25 +137,59 @@ impl LocalTraining for MlpTraining {
             )
             .into());
         }
-        let (shape, img) = job
-            .u8s("images", &[None, Some(model.inputs())])
-            .map_err(|e| format!("{e} (the network takes {} inputs)", model.inputs()))?;
-        let n = shape[0];
+        let inputs = model.inputs();
+        let with_inputs = |e: PayloadError| format!("{e} (the network takes {inputs} inputs)");
+        let x = if job.tensors().contains_key("features") {
+            let f = job
+                .f32s("features", &[None, Some(inputs)])
+                .map_err(with_inputs)?;
+            let f = f
+                .into_dimensionality::<ndarray::Ix2>()
+                .expect("shape checked");
+            SparseImages::from_f32(f.view())
+        } else {
+            let (shape, img) = job
+                .u8s("images", &[None, Some(inputs)])
+                .map_err(with_inputs)?;
+            let images =
+                Array2::from_shape_vec((shape[0], inputs), img.to_vec()).expect("shape checked");
+            SparseImages::from_bytes(images.view())
+        };
+        let n = x.len();
         if n == 0 {
-            return Err("the job has no images".into());
+            return Err("the job has no samples".into());
         }
-        let labels = Array1::from(job.labels("labels", n, model.classes())?);
-        let images =
-            Array2::from_shape_vec((n, model.inputs()), img.to_vec()).expect("shape checked");
+        let task = job.params_json()["task"].as_str().unwrap_or("classify");
+        let (labels, values);
+        let targets = match task {
+            "classify" => {
+                labels = Array1::from(job.labels("labels", n, model.classes())?);
+                Targets::Classes(labels.view())
+            }
+            "regress" => {
+                values = job.f32s("targets", &[Some(n)])?;
+                Targets::Values(
+                    values
+                        .view()
+                        .into_dimensionality::<ndarray::Ix1>()
+                        .expect("shape checked"),
+                )
+            }
+            other => {
+                return Err(
+                    format!("task {other:?} is not one of \"classify\" or \"regress\"").into(),
+                )
+            }
+        };
         tracing::info!(
-            images = n,
+            samples = n,
             epochs = hyper.epochs,
+            task,
             "training MLP {}-{}-{}",
             model.inputs(),
             model.hidden(),
             model.classes()
         );
-        let x = SparseImages::from_bytes(images.view());
         let sgd = SgdParams {
             epochs: hyper.epochs,
             batch: hyper.batch,
@@ -158,7 +198,7 @@ impl LocalTraining for MlpTraining {
             seed,
         };
         let mut cancelled = false;
-        let loss = model.train(&x, labels.view(), &sgd, |epoch, loss| {
+        let loss = model.train(&x, targets, &sgd, |epoch, loss| {
             ctx.report_progress(epoch as u32, hyper.epochs as u32);
             tracing::info!("epoch {epoch}/{}: loss {loss:.4}", hyper.epochs);
             let flow = ctx.keep_going();

@@ -1,14 +1,15 @@
-//! AML on shards of MNIST: one `aml_train` job per shard (per digit for the 10-class
+//! AML on shards of a data set: one `aml_train` job per shard (per class for the multi-class
 //! classifier), the shards' models merged by union, the cutoff calibrated on a hold-out, and
-//! every model evaluated on the test set.
+//! every model evaluated on the test set. Image bytes are read as pixels on or off (MNIST's
+//! embedding); numeric features as quantile levels fitted on the training set.
 
 use std::fmt;
 
 use rayon::prelude::*;
 
 use super::{Row, Runner, SessionError, Table, TrainReport, TrainedModel};
-use crate::aml::{self, ClassMetrics, Model, OneVsRest};
-use crate::dataset::{self, Mnist, Sharding};
+use crate::aml::{self, ClassMetrics, Embedding, Model, OneVsRest};
+use crate::dataset::{self, Dataset, Features, Quantizer, Sharding};
 use crate::kind::aml_train::{AmlModelSolution, AmlTrain, AmlTrainJob, AmlTrainParams};
 use crate::kind::{job_bytes, Message};
 use crate::payload::Payload;
@@ -16,9 +17,14 @@ use crate::payload::Payload;
 /// How to train AML classifiers on shards.
 #[derive(Debug, Clone)]
 pub struct AmlShards {
-    /// The binary classifier "is it this digit?"; `None`: the 10-class classifier (ten
-    /// one-vs-rest ones).
+    /// The binary classifier "is it this class?" (a class index); `None`: the multi-class
+    /// classifier (one-vs-rest per class).
     pub digit: Option<u8>,
+    /// Levels each numeric feature is cut into (quantiles of the training set); image bytes
+    /// ignore it (on or off at 10% brightness).
+    pub levels: u8,
+    /// How the report names the test set.
+    pub test_set: String,
     /// Shards of the training set (stratified).
     pub shards: usize,
     /// Batches each job trains.
@@ -37,6 +43,8 @@ impl Default for AmlShards {
     fn default() -> Self {
         Self {
             digit: Some(0),
+            levels: 8,
+            test_set: "official test set".into(),
             shards: 3,
             batches: 10,
             batch_sizes: (100, 900),
@@ -47,23 +55,54 @@ impl Default for AmlShards {
     }
 }
 
-/// A job of the session: which digit, which shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A job of the session: which class, which shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Label {
     digit: u8,
+    name: String,
     shard: usize,
     shards: usize,
 }
 
 impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "digit {} shard {}/{}",
-            self.digit,
-            self.shard + 1,
-            self.shards
-        )
+        write!(f, "{} shard {}/{}", self.name, self.shard + 1, self.shards)
+    }
+}
+
+/// The training and test sets as rows of bytes for the embedding: image bytes as they are,
+/// numbers as quantile levels fitted on `train`.
+fn as_bytes(
+    train: &Dataset,
+    test: &Dataset,
+    levels: u8,
+) -> (Dataset, Dataset, Embedding, Option<Quantizer>) {
+    match (&train.features, &test.features) {
+        (Features::Values(x), Features::Values(t)) => {
+            let q = Quantizer::fit(x.view(), levels.max(1));
+            let emb = Embedding::levels(train.width(), q.levels());
+            let bytes = |d: &Dataset, v: &ndarray::Array2<f32>| Dataset {
+                features: Features::Pixels(q.apply(v.view())),
+                ..d.clone()
+            };
+            (bytes(train, x), bytes(test, t), emb, Some(q))
+        }
+        _ => (
+            train.clone(),
+            test.clone(),
+            Embedding::pixels(train.width()),
+            None,
+        ),
+    }
+}
+
+/// What the report calls class `c`: `digit 3` for MNIST's digits, else `class "name"`.
+pub(super) fn class_name(data: &Dataset, c: u8) -> String {
+    let names = data.class_names();
+    let digits = names.len() == 10 && names.iter().enumerate().all(|(i, n)| *n == i.to_string());
+    match names.get(c as usize) {
+        Some(n) if !digits => format!("class {n}"),
+        _ => format!("digit {c}"),
     }
 }
 
@@ -72,23 +111,49 @@ impl AmlShards {
     pub fn run(
         &self,
         runner: &mut Runner<'_>,
-        train: &Mnist,
-        test: &Mnist,
+        train: &Dataset,
+        test: &Dataset,
     ) -> Result<TrainReport, SessionError> {
         let n = self.shards;
         super::check_shards("AML", n, train)?;
-        let (rest, held) = dataset::hold_out(train, self.holdout, self.seed);
+        if train.classes() == 0 || test.classes() != train.classes() {
+            return Err(SessionError::Config(
+                "AML classifies: it needs class labels (for values to predict, train the MLP)"
+                    .into(),
+            ));
+        }
+        let classes = train.classes();
+        if let Some(d) = self.digit.filter(|&d| d as usize >= classes) {
+            return Err(SessionError::Config(format!(
+                "class {d} is not one of the {classes} classes ({})",
+                train.class_names().join(", ")
+            )));
+        }
+        let (train_b, test, emb, quantizer) = as_bytes(train, test, self.levels);
+        let test = &test;
+        let (test_x, test_y) = (
+            test.pixels().expect("bytes"),
+            test.labels().expect("classes"),
+        );
+        let (rest, held) = dataset::hold_out(&train_b, self.holdout, self.seed);
+        let (held_x, held_y) = (
+            held.pixels().expect("bytes"),
+            held.labels().expect("classes"),
+        );
         let shards = dataset::shard(&rest, n, Sharding::Stratified, self.seed);
         let digits: Vec<u8> = match self.digit {
             Some(d) => vec![d],
-            None => (0..10).collect(),
+            None => (0..classes as u8).collect(),
         };
+        let cuts = quantizer.is_some().then(|| emb.cuts.clone());
         let mut jobs = Vec::new();
         for &digit in &digits {
             for (i, s) in shards.iter().enumerate() {
                 let job = AmlTrainJob {
                     params: AmlTrainParams {
                         digit,
+                        classes: classes as u16,
+                        cuts: cuts.clone(),
                         batches: self.batches,
                         positives: self.batch_sizes.0,
                         negatives: self.batch_sizes.1,
@@ -96,11 +161,12 @@ impl AmlShards {
                         shard: i,
                         shards: n,
                     },
-                    images: s.images.clone(),
-                    labels: s.labels.clone(),
+                    images: s.pixels().expect("bytes").to_owned(),
+                    labels: s.labels().expect("classes").to_owned(),
                 };
                 let label = Label {
                     digit,
+                    name: class_name(train, digit),
                     shard: i,
                     shards: n,
                 };
@@ -108,7 +174,7 @@ impl AmlShards {
             }
         }
         runner.note(&format!(
-            "sending {} AML job(s): {} digit(s) x {n} shard(s) of ~{} images, {} batches of {}+{}",
+            "sending {} AML job(s): {} class(es) x {n} shard(s) of ~{} samples, {} batches of {}+{}",
             jobs.len(),
             digits.len(),
             shards[0].len(),
@@ -120,7 +186,7 @@ impl AmlShards {
         let aggregated = done.len();
 
         let mut rows = Vec::new();
-        let mut per_digit: Vec<Vec<Model>> = vec![Vec::new(); 10];
+        let mut per_digit: Vec<Vec<Model>> = vec![Vec::new(); classes];
         for d in &done {
             let bad = |error| SessionError::BadSolution {
                 job: d.label.to_string(),
@@ -131,16 +197,15 @@ impl AmlShards {
             let s = AmlModelSolution::from_payload(p).map_err(bad)?;
             if digits.len() == 1 {
                 let mut m = s.model.clone();
-                aml::calibrate(
-                    &mut m,
-                    held.images.view(),
-                    held.labels.view(),
-                    d.label.digit,
-                );
-                let metrics =
-                    aml::evaluate(&m, test.images.view(), test.labels.view(), d.label.digit);
+                aml::calibrate(&mut m, &emb, held_x, held_y, d.label.digit);
+                let metrics = aml::evaluate(&m, &emb, test_x, test_y, d.label.digit);
                 rows.push(Row::binary(
-                    format!("shard {}/{n} ({} images)", d.label.shard + 1, s.info.images),
+                    format!(
+                        "shard {}/{n} ({} {})",
+                        d.label.shard + 1,
+                        s.info.images,
+                        train.unit()
+                    ),
                     &metrics,
                     Some(d.seconds),
                     format!("{} atoms, by {}", m.len(), d.server),
@@ -158,18 +223,21 @@ impl AmlShards {
         let merged: Vec<Model> = digits
             .par_iter()
             .map(|&digit| {
-                let positives: Option<Vec<Vec<aml::Bits>>> = self
-                    .filter_merge
-                    .then(|| shards.iter().map(|s| positive_terms(digit, s)).collect());
+                let positives: Option<Vec<Vec<aml::Bits>>> = self.filter_merge.then(|| {
+                    shards
+                        .iter()
+                        .map(|s| positive_terms(&emb, digit, s))
+                        .collect()
+                });
                 let mut m = aml::merge_shards(&per_digit[digit as usize], positives.as_deref());
-                aml::calibrate(&mut m, held.images.view(), held.labels.view(), digit);
+                aml::calibrate(&mut m, &emb, held_x, held_y, digit);
                 m
             })
             .collect();
         let batches = self.batches;
         let (title, model) = if let [m] = merged.as_slice() {
             let digit = digits[0];
-            let metrics = aml::evaluate(m, test.images.view(), test.labels.view(), digit);
+            let metrics = aml::evaluate(m, &emb, test_x, test_y, digit);
             rows.push(Row::binary(
                 format!("aggregate ({merge})"),
                 &metrics,
@@ -178,7 +246,9 @@ impl AmlShards {
             ));
             (
                 format!(
-                    "AML, digit {digit}, {n} shard(s), {batches} batches each (official test set)"
+                    "AML, {}, {n} shard(s), {batches} batches each ({})",
+                    class_name(train, digit),
+                    self.test_set
                 ),
                 TrainedModel::AmlBinary {
                     digit,
@@ -187,30 +257,44 @@ impl AmlShards {
             )
         } else {
             for (digit, m) in merged.iter().enumerate() {
-                let metrics = aml::evaluate(m, test.images.view(), test.labels.view(), digit as u8);
+                let metrics = aml::evaluate(m, &emb, test_x, test_y, digit as u8);
                 rows.push(Row::binary(
-                    format!("digit {digit} (merged)"),
+                    format!("{} (merged)", class_name(train, digit as u8)),
                     &metrics,
                     None,
                     format!("{} atoms, cutoff {}", m.len(), m.cutoff.unwrap_or(1)),
                 ));
             }
             let ovr = OneVsRest { models: merged };
-            let predicted = ovr.predict_images(test.images.view());
-            let truth = test.labels.as_slice().expect("contiguous labels");
-            let metrics = ClassMetrics::from_predictions(&predicted, truth, 10);
+            let predicted = ovr.predict_images(&emb, test_x);
+            let truth = test_y.as_slice().expect("contiguous labels");
+            let metrics = ClassMetrics::from_predictions(&predicted, truth, classes);
+            let what = if class_name(train, 0).starts_with("digit") {
+                "digits"
+            } else {
+                "classes"
+            };
             rows.push(Row::classes(
-                "aggregate (10-class)".into(),
+                format!("aggregate ({classes}-class)"),
                 &metrics,
                 None,
-                format!("ten merged one-vs-rest models ({merge})"),
+                format!("{} merged one-vs-rest models ({merge})", words(classes)),
             ));
             (
-                format!("AML 10-class, {n} shard(s) x 10 digits, {batches} batches each (official test set)"),
+                format!(
+                    "AML {classes}-class, {n} shard(s) x {classes} {what}, {batches} batches each ({})",
+                    self.test_set
+                ),
                 TrainedModel::AmlTenClass(ovr),
             )
         };
+        let mut data = super::data_json(train);
+        data["embedding"] = serde_json::to_value(&emb).expect("serialises");
+        if let Some(q) = &quantizer {
+            data["quantizer"] = serde_json::to_value(q).expect("serialises");
+        }
         Ok(TrainReport {
+            data,
             model_name: "aml",
             digit: self.digit,
             shards: n,
@@ -222,10 +306,20 @@ impl AmlShards {
     }
 }
 
-/// The AML terms of a shard's images of `digit`.
-fn positive_terms(digit: u8, s: &Mnist) -> Vec<aml::Bits> {
+/// The AML terms of a shard's rows of class `digit`.
+fn positive_terms(emb: &Embedding, digit: u8, s: &Dataset) -> Vec<aml::Bits> {
+    let (x, y) = (s.pixels().expect("bytes"), s.labels().expect("classes"));
     (0..s.len())
-        .filter(|&r| s.labels[r] == digit)
-        .map(|r| aml::embedding::term(s.images.row(r).as_slice().expect("row")))
+        .filter(|&r| y[r] == digit)
+        .map(|r| emb.term(x.row(r).as_slice().expect("row")))
         .collect()
+}
+
+/// "ten" for 10 (the MNIST table's wording), else the number.
+fn words(n: usize) -> String {
+    if n == 10 {
+        "ten".into()
+    } else {
+        n.to_string()
+    }
 }

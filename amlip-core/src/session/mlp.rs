@@ -1,98 +1,239 @@
-//! The 784-128-10 network trained on shards of MNIST by FedAvg, evaluated on the test set after
-//! every round.
+//! A one-hidden-layer network sized from the data (784-128-10 on MNIST) trained on shards by
+//! FedAvg, evaluated on the test set after every round. Image bytes go as they are (the node
+//! scales them to 0..1); numeric features are standardised with the training set's means and
+//! deviations; a regression target is standardised too and the errors reported in its units.
+
+use ndarray::{Array1, Array2};
+use serde_json::json;
 
 use super::{FedAvg, Row, Runner, SessionError, Table, TrainReport, TrainedModel};
 use crate::aml::ClassMetrics;
-use crate::dataset::{self, Mnist, Sharding};
-use crate::kind::aml_train::with_images;
+use crate::dataset::{self, Dataset, Features, Sharding, Standardizer, Target};
 use crate::kind::federated::LocalTraining;
 use crate::kind::mlp_train::{MlpHyper, MlpTraining};
 use crate::mlp::{Mlp, SparseImages};
-use crate::payload::Payload;
+use crate::payload::{Payload, Tensor};
 
 /// How to train the network by FedAvg.
 #[derive(Debug, Clone)]
-pub struct MnistMlp {
+pub struct MlpShards {
     /// Shards of the training set (stratified): one job each per round.
     pub shards: usize,
     /// Federated rounds.
     pub rounds: usize,
+    /// Hidden units.
+    pub hidden: usize,
     /// Local training in each job.
     pub hyper: MlpHyper,
     /// Seed of the sharding, the initial weights and the training.
     pub seed: u64,
+    /// How the report names the test set.
+    pub test_set: String,
 }
 
-impl Default for MnistMlp {
+impl Default for MlpShards {
     fn default() -> Self {
         Self {
             shards: 3,
             rounds: 5,
+            hidden: 128,
             hyper: MlpHyper::default(),
             seed: 1,
+            test_set: "official test set".into(),
         }
     }
 }
 
-impl MnistMlp {
+/// The data as the network reads it: the shards' payload tensors and the test inputs.
+struct Prepared {
+    /// Features of a set, as a payload's tensors.
+    standardizer: Option<Standardizer>,
+    /// Mean and deviation of a regression target.
+    target_scale: Option<(f32, f32)>,
+}
+
+impl Prepared {
+    fn fit(train: &Dataset) -> Self {
+        let standardizer = match &train.features {
+            Features::Values(x) => Some(Standardizer::fit(x.view())),
+            Features::Pixels(_) => None,
+        };
+        let target_scale = match &train.target {
+            Target::Values(y) => {
+                let sd = y.std(0.0);
+                Some((y.mean().unwrap_or(0.0), if sd > 1e-12 { sd } else { 1.0 }))
+            }
+            Target::Classes { .. } => None,
+        };
+        Self {
+            standardizer,
+            target_scale,
+        }
+    }
+
+    fn values(&self, x: &Array2<f32>) -> Array2<f32> {
+        match &self.standardizer {
+            Some(s) => s.apply(x.view()),
+            None => x.clone(),
+        }
+    }
+
+    /// A shard as the tensors of an `mlp_train` job.
+    fn payload(&self, d: &Dataset) -> Payload {
+        let p = Payload::new("");
+        let p = match &d.features {
+            Features::Pixels(x) => p.with_tensor("images", Tensor::from_u8(x.view())),
+            Features::Values(x) => {
+                p.with_tensor("features", Tensor::from_f32(self.values(x).view()))
+            }
+        };
+        match (&d.target, self.target_scale) {
+            (Target::Classes { labels, .. }, _) => {
+                p.with_tensor("labels", Tensor::from_u8(labels.view()))
+            }
+            (Target::Values(y), Some((mean, sd))) => {
+                let z: Array1<f32> = y.mapv(|v| (v - mean) / sd);
+                p.with_tensor("targets", Tensor::from_f32(z.view()))
+            }
+            (Target::Values(_), None) => unreachable!("fitted on a regression set"),
+        }
+    }
+
+    fn inputs(&self, d: &Dataset) -> SparseImages {
+        match &d.features {
+            Features::Pixels(x) => SparseImages::from_bytes(x.view()),
+            Features::Values(x) => SparseImages::from_f32(self.values(x).view()),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut v = json!({});
+        if let Some(s) = &self.standardizer {
+            v["standardizer"] = serde_json::to_value(s).expect("serialises");
+        }
+        if let Some((mean, sd)) = self.target_scale {
+            v["target_mean"] = json!(mean);
+            v["target_sd"] = json!(sd);
+        }
+        v
+    }
+}
+
+impl MlpShards {
     /// Trains on `train` across the runner's computing nodes and evaluates on `test`.
     pub fn run(
         &self,
         runner: &mut Runner<'_>,
-        train: &Mnist,
-        test: &Mnist,
+        train: &Dataset,
+        test: &Dataset,
     ) -> Result<TrainReport, SessionError> {
         let n = self.shards;
         super::check_shards("the MLP", n, train)?;
-        let mut session = FedAvg::new(MlpTraining::KIND, Mlp::mnist(self.seed))
+        if test.task() != train.task() || test.width() != train.width() {
+            return Err(SessionError::Config(
+                "the test set's features or labels are not like the training set's".into(),
+            ));
+        }
+        if train.width() > 1 << 16 || self.hidden == 0 {
+            return Err(SessionError::Config(format!(
+                "a network of {} inputs and {} hidden units: need 1..=65536 inputs and some hidden units",
+                train.width(),
+                self.hidden
+            )));
+        }
+        let prep = Prepared::fit(train);
+        let outputs = train.classes().max(1);
+        let net = Mlp::new(train.width(), self.hidden, outputs, self.seed);
+        let mut hyper = serde_json::to_value(self.hyper).expect("serialises");
+        if prep.target_scale.is_some() {
+            hyper["task"] = json!("regress");
+        }
+        let mut session = FedAvg::new(MlpTraining::KIND, net)
             .rounds(self.rounds)
             .seed(self.seed)
-            .hyper(&self.hyper)?;
+            .hyper(&hyper)?;
         for s in dataset::shard(train, n, Sharding::Stratified, self.seed) {
-            session = session.shard(with_images(Payload::new(""), &s.images, &s.labels));
+            session = session.shard(prep.payload(&s));
         }
-        let x_test = SparseImages::from_bytes(test.images.view());
-        let truth = test.labels.as_slice().expect("contiguous labels");
+        let steps = train.len().div_ceil(n).div_ceil(self.hyper.batch.max(1)) * self.hyper.epochs;
+        if steps < 100 {
+            runner.note(&format!(
+                "note: ~{} samples per shard make {steps} SGD step(s) per round; small sets often need more --epochs or a smaller --batch",
+                train.len() / n
+            ));
+        }
+        let x_test = prep.inputs(test);
+        let score = |m: &Mlp, name: String, seconds, detail| match &test.target {
+            Target::Classes { labels, .. } => {
+                let truth = labels.as_slice().expect("contiguous labels");
+                let cm = ClassMetrics::from_predictions(&m.predict(&x_test), truth, outputs);
+                Row::classes(name, &cm, seconds, detail)
+            }
+            Target::Values(y) => {
+                let (mean, sd) = prep.target_scale.expect("a regression set");
+                let p: Vec<f32> = m
+                    .predict_values(&x_test)
+                    .iter()
+                    .map(|v| v * sd + mean)
+                    .collect();
+                Row::regression(name, &p, y.as_slice().expect("contiguous"), seconds, detail)
+            }
+        };
         let mut rows = Vec::new();
         let mut aggregated = 0;
         let model = session.run(runner, |round, runner| {
             aggregated += round.updates.len();
-            let m = ClassMetrics::from_predictions(&round.model.predict(&x_test), truth, 10);
+            let agg = score(
+                &round.model,
+                "aggregate (FedAvg)".into(),
+                None,
+                format!(
+                    "after {} round(s) of {} epoch(s)",
+                    round.rounds, self.hyper.epochs
+                ),
+            );
+            let shown = match agg.score {
+                super::Score::Classes { accuracy, .. } => format!("test accuracy {accuracy:.4}"),
+                super::Score::Regression { mse, .. } => format!("test MSE {mse:.5}"),
+            };
             runner.note(&format!(
-                "round {}/{}: FedAvg of {} shards -> test accuracy {:.4} ({:.1} s)",
+                "round {}/{}: FedAvg of {} shards -> {shown} ({:.1} s)",
                 round.round,
                 round.rounds,
                 round.updates.len(),
-                m.accuracy,
                 round.seconds
             ));
             if round.round < round.rounds {
                 return;
             }
             for u in &round.updates {
-                let shard = ClassMetrics::from_predictions(&u.model.predict(&x_test), truth, 10);
-                rows.push(Row::classes(
-                    format!("shard {}/{n} ({} images)", u.shard + 1, u.info.samples),
-                    &shard,
+                rows.push(score(
+                    &u.model,
+                    format!(
+                        "shard {}/{n} ({} {})",
+                        u.shard + 1,
+                        u.info.samples,
+                        train.unit()
+                    ),
                     Some(u.seconds),
                     format!("loss {:.4}, by {}", u.info.loss, u.server),
                 ));
             }
-            rows.push(Row::classes(
-                "aggregate (FedAvg)".into(),
-                &m,
-                None,
-                format!(
-                    "after {} round(s) of {} epoch(s)",
-                    round.rounds, self.hyper.epochs
-                ),
-            ));
+            rows.push(agg);
         })?;
+        let shape = if train.classes() == 0 {
+            format!("{}-{}-1 regression", train.width(), self.hidden)
+        } else {
+            format!("{}-{}-{}", train.width(), self.hidden, outputs)
+        };
         let title = format!(
-            "MLP 784-128-10, {n} shard(s), {} round(s) of {} epoch(s), FedAvg (official test set; rows are the last round)",
-            self.rounds, self.hyper.epochs
+            "MLP {shape}, {n} shard(s), {} round(s) of {} epoch(s), FedAvg ({}; rows are the last round)",
+            self.rounds, self.hyper.epochs, self.test_set
         );
+        let mut data = super::data_json(train);
+        data["inputs"] = prep.json();
         Ok(TrainReport {
+            data,
             model_name: "mlp",
             digit: None,
             shards: n,

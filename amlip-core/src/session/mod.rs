@@ -7,8 +7,9 @@
 //! - [`FedAvg`]: federated averaging of any [`FedModel`](crate::kind::federated::FedModel)
 //!   over shards, round after round.
 //! - [`AmlShards`]: AML classifiers trained per shard, merged by union and calibrated on a
-//!   hold-out; [`MnistMlp`]: the 784-128-10 network by FedAvg. Both evaluate on a test set
-//!   and return a [`TrainReport`].
+//!   hold-out; [`MlpShards`]: a network sized from the data (784-128-10 on MNIST) by FedAvg,
+//!   classifying or regressing. Both take any [`Dataset`](crate::dataset::Dataset), evaluate
+//!   on a test set and return a [`TrainReport`].
 //!
 //! A new workflow is a new type here that drives a `Runner`; data flows one way: session ->
 //! batch -> protocol -> a computing node's registry -> a kind -> a model, and back.
@@ -25,8 +26,8 @@ use bytes::Bytes;
 
 pub use aml::AmlShards;
 pub use federated::{FedAvg, Round, ShardLabel, ShardUpdate};
-pub use mlp::MnistMlp;
-pub use report::{Row, Table, TrainReport, TrainedModel};
+pub use mlp::MlpShards;
+pub use report::{Row, Score, Table, TrainReport, TrainedModel};
 
 use crate::batch::Event;
 use crate::cancel::CancelToken;
@@ -95,19 +96,28 @@ pub trait Observer {
     fn note(&mut self, _line: &str) {}
 }
 
-/// Refuses a session that has nothing to train on: no shards, or no images.
+/// Refuses a session that has nothing to train on: no shards, or no samples.
 fn check_shards(
     what: &str,
     shards: usize,
-    train: &crate::dataset::Mnist,
+    train: &crate::dataset::Dataset,
 ) -> Result<(), SessionError> {
     if shards == 0 || shards > train.len() {
         return Err(SessionError::Config(format!(
-            "{what} needs at least one shard and one image per shard ({shards} shard(s), {} image(s))",
+            "{what} needs at least one shard and one sample per shard ({shards} shard(s), {} sample(s))",
             train.len()
         )));
     }
     Ok(())
+}
+
+/// What a model file records of its training data: the shape of a sample and the classes.
+fn data_json(train: &crate::dataset::Dataset) -> serde_json::Value {
+    serde_json::json!({
+        "sample_shape": train.sample_shape,
+        "classes": train.class_names(),
+        "class_counts": train.class_counts(),
+    })
 }
 
 /// An observer that ignores everything.
