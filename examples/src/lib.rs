@@ -18,3 +18,8 @@ pub fn domain() -> u16 {
 pub fn mnist_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/mnist")
 }
+
+/// The small committed data sets of this repository (`datasets/fixtures`).
+pub fn fixtures_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/fixtures")
+}

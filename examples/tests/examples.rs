@@ -35,6 +35,20 @@ fn federated_model() {
 }
 
 #[test]
+fn own_data() {
+    let out = run("own_data", &domain());
+    assert!(out.contains("3 classes (alpha: "), "{out}");
+    let accuracies: Vec<f64> = out
+        .lines()
+        .filter(|l| l.starts_with("aggregate"))
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect();
+    assert_eq!(accuracies.len(), 2, "{out}");
+    // Logistic regression reaches 0.66 on this set (datasets/fixtures/baselines.json).
+    assert!(accuracies.iter().all(|&a| a > 0.7), "{out}");
+}
+
+#[test]
 fn examples_against_computing_node_processes() {
     let d = domain();
     let _nodes: Vec<Proc> = (0..2)
