@@ -87,24 +87,16 @@ pub struct SparseImages {
 impl SparseImages {
     /// From rows of bytes; each pixel is scaled to 0..1.
     pub fn from_bytes(images: ArrayView2<'_, u8>) -> Self {
-        let mut ptr = Vec::with_capacity(images.nrows() + 1);
-        let mut idx = Vec::new();
-        let mut val = Vec::new();
-        ptr.push(0);
-        for row in images.rows() {
-            for (j, &p) in row.iter().enumerate() {
-                if p != 0 {
-                    idx.push(j as u16);
-                    val.push(p as f32 / 255.0);
-                }
-            }
-            ptr.push(idx.len());
-        }
-        Self { ptr, idx, val }
+        Self::from_rows(images, |p| p as f32 / 255.0)
     }
 
-    /// From rows of numbers, taken as they are (zeros skipped). At most 65,536 features.
+    /// From rows of numbers, taken as they are. At most 65,536 features.
     pub fn from_f32(x: ArrayView2<'_, f32>) -> Self {
+        Self::from_rows(x, |v| v)
+    }
+
+    /// The non-zero `value`s of each row.
+    fn from_rows<T: Copy>(x: ArrayView2<'_, T>, value: impl Fn(T) -> f32) -> Self {
         assert!(x.ncols() <= 1 << 16, "at most 65,536 features");
         let mut ptr = Vec::with_capacity(x.nrows() + 1);
         let mut idx = Vec::new();
@@ -112,6 +104,7 @@ impl SparseImages {
         ptr.push(0);
         for row in x.rows() {
             for (j, &v) in row.iter().enumerate() {
+                let v = value(v);
                 if v != 0.0 {
                     idx.push(j as u16);
                     val.push(v);

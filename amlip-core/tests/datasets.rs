@@ -92,7 +92,12 @@ fn csv_with_names_gzip_and_string_classes() {
 fn csv_defects_name_the_line_column_and_problem() {
     let d = dir("csvbad");
     let o = LoadOptions::default();
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 8] = [
+        (
+            "nanlabel.csv",
+            "a,b,c\n1,2,0.5\n1,2,nan\n",
+            "nanlabel.csv: line 3: column \"c\": the label is nan",
+        ),
         (
             "ragged.csv",
             "a,b,c\n1,2,0\n1,2\n",

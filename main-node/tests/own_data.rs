@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{computing, domain, main as main_proc, Domain, Proc};
+use common::{computing_nodes, domain, main as main_proc, Domain};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -65,9 +65,7 @@ fn train(d: &Domain, dir: &Path, set: &str, ext: &str, extra: &[&str]) -> Value 
 #[test]
 fn tabular_set_trains_identically_from_every_format_and_beats_logistic_regression() {
     let d = domain();
-    let _nodes: Vec<Proc> = (0..3)
-        .map(|i| computing(&format!("C{i}"), &d, &[]))
-        .collect();
+    let _nodes = computing_nodes(&d, 3);
     let dir = tmpdir("tabular");
     let b = baselines();
     let logistic = b["tabular"]["logistic_regression_accuracy"]
@@ -101,9 +99,7 @@ fn tabular_set_trains_identically_from_every_format_and_beats_logistic_regressio
 #[test]
 fn regression_mlp_beats_linear_regression_tenfold() {
     let d = domain();
-    let _nodes: Vec<Proc> = (0..3)
-        .map(|i| computing(&format!("C{i}"), &d, &[]))
-        .collect();
+    let _nodes = computing_nodes(&d, 3);
     let dir = tmpdir("regression");
     let b = baselines();
     let linear = b["regression"]["linear_regression_mse"].as_f64().unwrap();

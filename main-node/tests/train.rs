@@ -15,7 +15,7 @@ use amlip_core::kind::{job_bytes, read_solution, tutorial};
 use amlip_core::mlp::Mlp;
 use amlip_core::payload::DType;
 use amlip_core::prelude::*;
-use common::{computing, domain, main as main_proc, Domain, Proc};
+use common::{computing, computing_nodes, domain, main as main_proc, Domain};
 use serde_json::Value;
 
 fn mnist() -> dataset::MnistSplits {
@@ -35,9 +35,7 @@ fn tmpdir(name: &str) -> std::path::PathBuf {
 #[test]
 fn aml_digit_zero_and_mlp_over_three_computing_processes() {
     let d = domain();
-    let _nodes: Vec<Proc> = (0..3)
-        .map(|i| computing(&format!("C{i}"), &d, &[]))
-        .collect();
+    let _nodes = computing_nodes(&d, 3);
     let dir = tmpdir("e2e");
     let r = dir.join("aml.json").to_string_lossy().into_owned();
     let out = dir.join("model.json").to_string_lossy().into_owned();

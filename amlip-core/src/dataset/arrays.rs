@@ -129,46 +129,17 @@ pub(crate) fn read_safetensors(path: &Path, opts: &LoadOptions) -> Result<Datase
             tensor: name.clone(),
             what,
         };
-        let le = |n: usize| d.chunks_exact(n);
         let values = match view.dtype() {
             Dtype::U8 => Values::Bytes(d.to_vec()),
-            Dtype::BOOL => Values::Ints(d.iter().map(|&b| b as i64).collect()),
-            Dtype::I8 => Values::Ints(d.iter().map(|&b| b as i8 as i64).collect()),
-            Dtype::I16 => Values::Ints(
-                le(2)
-                    .map(|c| i16::from_le_bytes([c[0], c[1]]) as i64)
-                    .collect(),
-            ),
-            Dtype::U16 => Values::Ints(
-                le(2)
-                    .map(|c| u16::from_le_bytes([c[0], c[1]]) as i64)
-                    .collect(),
-            ),
-            Dtype::I32 => Values::Ints(
-                le(4)
-                    .map(|c| i32::from_le_bytes(c.try_into().expect("4")) as i64)
-                    .collect(),
-            ),
-            Dtype::U32 => Values::Ints(
-                le(4)
-                    .map(|c| u32::from_le_bytes(c.try_into().expect("4")) as i64)
-                    .collect(),
-            ),
-            Dtype::I64 => Values::Ints(
-                le(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
-                    .collect(),
-            ),
-            Dtype::F32 => Values::Floats(
-                le(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().expect("4")) as f64)
-                    .collect(),
-            ),
-            Dtype::F64 => Values::Floats(
-                le(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
-                    .collect(),
-            ),
+            Dtype::BOOL => Values::Ints(le(d, |[b]: [u8; 1]| b as i64)),
+            Dtype::I8 => Values::Ints(le(d, |[b]: [u8; 1]| b as i8 as i64)),
+            Dtype::I16 => Values::Ints(le(d, |b| i16::from_le_bytes(b) as i64)),
+            Dtype::U16 => Values::Ints(le(d, |b| u16::from_le_bytes(b) as i64)),
+            Dtype::I32 => Values::Ints(le(d, |b| i32::from_le_bytes(b) as i64)),
+            Dtype::U32 => Values::Ints(le(d, |b| u32::from_le_bytes(b) as i64)),
+            Dtype::I64 => Values::Ints(le(d, i64::from_le_bytes)),
+            Dtype::F32 => Values::Floats(le(d, |b| f32::from_le_bytes(b) as f64)),
+            Dtype::F64 => Values::Floats(le(d, f64::from_le_bytes)),
             other => {
                 return Err(tensor(format!(
                     "dtype {other:?} is not read (use U8, integers, F32 or F64)"
@@ -182,6 +153,27 @@ pub(crate) fn read_safetensors(path: &Path, opts: &LoadOptions) -> Result<Datase
         });
     }
     pick(path, arrays, opts)
+}
+
+/// Little-endian elements of `N` bytes, converted by `f`.
+fn le<const N: usize, T>(d: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+    d.chunks_exact(N)
+        .map(|c| f(c.try_into().expect("N bytes")))
+        .collect()
+}
+
+/// A numpy array's integers.
+fn ints<T: npyz::Deserialize + Into<i64>>(npy: NpyFile<&[u8]>) -> std::io::Result<Values> {
+    Ok(Values::Ints(
+        npy.into_vec::<T>()?.into_iter().map(Into::into).collect(),
+    ))
+}
+
+/// A numpy array's floats (f32 exact in f64).
+fn floats<T: npyz::Deserialize + Into<f64>>(npy: NpyFile<&[u8]>) -> std::io::Result<Values> {
+    Ok(Values::Floats(
+        npy.into_vec::<T>()?.into_iter().map(Into::into).collect(),
+    ))
 }
 
 /// Chooses the features and labels among named arrays.
@@ -264,62 +256,21 @@ fn npy_array(path: &Path, name: &str, bytes: &[u8], limit: u64) -> Result<RawArr
         limit,
     )?;
     let size = ts.size_field();
-    let bad = |e: std::io::Error| tensor(format!("cannot read its values: {e}"));
+    let read =
+        |r: std::io::Result<Values>| r.map_err(|e| tensor(format!("cannot read its values: {e}")));
     let values = match (ts.type_char(), size) {
-        (TypeChar::Uint, 1) => Values::Bytes(npy.into_vec::<u8>().map_err(bad)?),
-        (TypeChar::Bool, _) => Values::Ints(
-            npy.into_vec::<bool>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Int, 1) => Values::Ints(
-            npy.into_vec::<i8>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Int, 2) => Values::Ints(
-            npy.into_vec::<i16>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Int, 4) => Values::Ints(
-            npy.into_vec::<i32>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Int, 8) => Values::Ints(npy.into_vec::<i64>().map_err(bad)?),
-        (TypeChar::Uint, 2) => Values::Ints(
-            npy.into_vec::<u16>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Uint, 4) => Values::Ints(
-            npy.into_vec::<u32>()
-                .map_err(bad)?
-                .into_iter()
-                .map(i64::from)
-                .collect(),
-        ),
-        (TypeChar::Float, 4) => Values::Floats(
-            npy.into_vec::<f32>()
-                .map_err(bad)?
-                .into_iter()
-                .map(f64::from)
-                .collect(),
-        ),
-        (TypeChar::Float, 8) => Values::Floats(npy.into_vec::<f64>().map_err(bad)?),
+        (TypeChar::Uint, 1) => read(npy.into_vec::<u8>().map(Values::Bytes))?,
+        (TypeChar::Bool, _) => read(ints::<bool>(npy))?,
+        (TypeChar::Int, 1) => read(ints::<i8>(npy))?,
+        (TypeChar::Int, 2) => read(ints::<i16>(npy))?,
+        (TypeChar::Int, 4) => read(ints::<i32>(npy))?,
+        (TypeChar::Int, 8) => read(ints::<i64>(npy))?,
+        (TypeChar::Uint, 2) => read(ints::<u16>(npy))?,
+        (TypeChar::Uint, 4) => read(ints::<u32>(npy))?,
+        (TypeChar::Float, 4) => read(floats::<f32>(npy))?,
+        (TypeChar::Float, 8) => read(floats::<f64>(npy))?,
         (TypeChar::UnicodeStr | TypeChar::ByteStr, _) => {
-            Values::Strings(npy.into_vec::<String>().map_err(bad)?)
+            read(npy.into_vec::<String>().map(Values::Strings))?
         }
         _ => {
             return Err(tensor(format!(

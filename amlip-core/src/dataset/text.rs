@@ -127,6 +127,12 @@ pub(crate) fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset, DatasetEr
                 if cell.is_empty() {
                     return Err(row_err(*line, format!("{}: the label is empty", column())));
                 }
+                if cell.parse::<f64>().is_ok_and(|x| !x.is_finite()) {
+                    return Err(row_err(
+                        *line,
+                        format!("{}: the label is {cell} (labels must be finite)", column()),
+                    ));
+                }
                 if opts.task == Some(Task::Regress)
                     && !cell.parse::<f32>().is_ok_and(f32::is_finite)
                 {

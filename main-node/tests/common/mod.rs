@@ -30,3 +30,10 @@ pub fn main(domain: &Domain, args: &[&str]) -> Proc {
     all.extend_from_slice(args);
     Proc::spawn("main", main_node(), &all, &[])
 }
+
+/// `n` computing nodes named `C0`.. on `domain`.
+pub fn computing_nodes(domain: &Domain, n: usize) -> Vec<Proc> {
+    (0..n)
+        .map(|i| computing(&format!("C{i}"), domain, &[]))
+        .collect()
+}
