@@ -184,9 +184,9 @@ pub fn load_splits(
 
 fn format_of(path: &Path, opts: &LoadOptions) -> Result<Format, DatasetError> {
     if !path.exists() {
-        return Err(DatasetError::Io {
+        return Err(DatasetError::Format {
             path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+            what: "no such file or directory".into(),
         });
     }
     opts.format
