@@ -34,8 +34,9 @@
 //! - [`aml`]: the Algebraic Machine Learning engine: training, models, merge, metrics.
 //! - [`mlp`]: a one-hidden-layer network trained by SGD (cross entropy or squared error).
 //! - [`error`]: the errors node APIs return.
-//! - `cli` (feature `cli`): flags, logging, Ctrl-C, progress display and benchmarks shared
-//!   by the binaries.
+//! - `cli` (feature `cli`): flags, logging, Ctrl-C, progress display, benchmarks, the HTTP
+//!   server with Prometheus metrics and the dashboard, and training plots, shared by the
+//!   binaries.
 //!
 //! # A first program
 //! ```no_run

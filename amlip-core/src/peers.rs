@@ -265,6 +265,7 @@ mod tests {
             direct_port: 0,
             direct_addrs: vec![],
             handoff_slots: 0,
+            jobs_done: 0,
         }
     }
 

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use amlip_core::cli::metrics::{self, Sources};
+use amlip_core::cli::serve::HttpServer;
 use amlip_core::cli::{self, NodeArgs};
 use amlip_core::kind::plain;
 use amlip_core::prelude::*;
@@ -49,11 +51,19 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    cli::init_logging(if args.verbose { "debug" } else { "info" });
+    cli::init_logging(
+        if args.verbose { "debug" } else { "info" },
+        args.node.log_format == "json",
+    );
     let stop =
         cli::ctrl_c(Duration::from_millis(900)).context("cannot install the Ctrl-C handler")?;
+    let sources = Sources::default();
+    let metrics_router = || metrics::router(sources.clone());
+    let _metrics = HttpServer::start_if(args.node.metrics, metrics_router, "metrics", "/metrics")
+        .context("cannot serve --metrics")?;
     let mut node = AsyncComputingNode::with_config(args.node.config("Computing"))
         .context("cannot start the computing node")?;
+    sources.computing(node.probe());
     let registry = match args.job.as_str() {
         "uppercase" => Registry::builtin().plain(plain::uppercase),
         _ => Registry::builtin().plain(plain::Auto {

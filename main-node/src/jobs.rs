@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use amlip_core::cancel::CancelToken;
+use amlip_core::cli::metrics::Sources;
 use amlip_core::cli::{self, NodeArgs};
 use amlip_core::prelude::*;
 use anyhow::{bail, Context};
@@ -48,8 +49,14 @@ fn payload(i: usize, size: usize) -> Vec<u8> {
     p
 }
 
-pub fn run(node: &NodeArgs, args: &JobsArgs, stop: &CancelToken) -> anyhow::Result<()> {
+pub fn run(
+    node: &NodeArgs,
+    args: &JobsArgs,
+    stop: &CancelToken,
+    sources: &Sources,
+) -> anyhow::Result<()> {
     let main = MainNode::with_config(node.config("Main")).context("cannot start the main node")?;
+    sources.main(main.probe());
     let (count, in_flight) = (args.count as usize, args.in_flight as usize);
     println!(
         "main node {} on domain {}: {} batch(es) of {count} jobs of {} bytes, {in_flight} in flight",

@@ -2,11 +2,14 @@
 //! sessions and batches do the work, results printed.
 
 mod jobs;
+mod status;
 mod train;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use amlip_core::cli::metrics::{self, Sources};
+use amlip_core::cli::serve::HttpServer;
 use amlip_core::cli::{self, bench, NodeArgs};
 use amlip_core::prelude::*;
 use anyhow::Context;
@@ -29,8 +32,9 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train on MNIST across the computing nodes (AML or MLP), evaluate, print a table.
-    Train(train::TrainArgs),
+    /// Train on MNIST or your own data across the computing nodes (AML or MLP), evaluate,
+    /// print a table.
+    Train(Box<train::TrainArgs>),
     /// Send one job and print (or save) its solution.
     Send {
         /// The job's payload, as text.
@@ -48,6 +52,8 @@ enum Command {
     },
     /// Send N upper-case jobs of a given size, check each solution, print per-job times.
     Jobs(jobs::JobsArgs),
+    /// Every node on the domain (AML-IP's too): kind, state, host, jobs, last heard.
+    Status(status::StatusArgs),
     /// Measure round trips and throughput of upper-case jobs against TCP on loopback.
     Bench(bench::BenchArgs),
     /// The TCP echo server `bench` starts in another network namespace (not for direct use).
@@ -67,12 +73,22 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     // Tables read best without info logs; the progress display shows what happens.
-    let quiet = matches!(args.command, Command::Bench(_) | Command::Train(_));
-    cli::init_logging(match (args.verbose, quiet) {
-        (true, _) => "debug",
-        (false, true) => "warn",
-        (false, false) => "info",
-    });
+    let quiet = matches!(
+        args.command,
+        Command::Bench(_) | Command::Train(_) | Command::Status(_)
+    );
+    cli::init_logging(
+        match (args.verbose, quiet) {
+            (true, _) => "debug",
+            (false, true) => "warn",
+            (false, false) => "info",
+        },
+        args.node.log_format == "json",
+    );
+    let sources = Sources::default();
+    let metrics_router = || metrics::router(sources.clone());
+    let _metrics = HttpServer::start_if(args.node.metrics, metrics_router, "metrics", "/metrics")
+        .context("cannot serve --metrics")?;
     let stop =
         cli::ctrl_c(Duration::from_millis(900)).context("cannot install the Ctrl-C handler")?;
     match args.command {
@@ -91,6 +107,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             };
             let main = MainNode::with_config(args.node.config("Main"))
                 .context("cannot start the main node")?;
+            sources.main(main.probe());
             eprintln!("main node {} on domain {}", main.id(), main.domain());
             let solution = main
                 .request_job_solution(job, timeout)
@@ -106,8 +123,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Train(t) => train::run(&args.node, &t, &stop),
-        Command::Jobs(j) => jobs::run(&args.node, &j, &stop),
+        Command::Train(t) => train::run(&args.node, &t, &stop, &sources),
+        Command::Jobs(j) => jobs::run(&args.node, &j, &stop, &sources),
+        Command::Status(s) => status::run(&args.node, &s, &stop, &sources),
         Command::Bench(b) => Ok(bench::run(&args.node, &b, &stop)?),
         Command::BenchEcho { listen } => {
             bench::serve_echo(listen).with_context(|| format!("echo server on {listen}"))

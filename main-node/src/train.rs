@@ -5,11 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use amlip_core::cancel::CancelToken;
+use amlip_core::cli::metrics::Sources;
+use amlip_core::cli::serve::HttpServer;
 use amlip_core::cli::{self, progress::ProgressView, NodeArgs};
+use amlip_core::cli::{dashboard, plot};
 use amlip_core::dataset::{self, Format, LoadOptions, Task};
 use amlip_core::kind::mlp_train::MlpHyper;
+use amlip_core::node::ClusterMonitor;
 use amlip_core::prelude::*;
-use amlip_core::session::{AmlShards, MlpShards, Runner};
+use amlip_core::session::{AmlShards, MlpShards, Progress, Runner};
 use anyhow::{bail, Context};
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +131,14 @@ pub struct TrainArgs {
     /// Write the results table as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Write accuracy (or MSE) and loss per round, per shard and aggregate, as a plot
+    /// (`.svg` or `.png`).
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Serve the live dashboard (nodes, jobs, training curves) at http://ADDR:PORT/ while
+    /// training (it watches the domain with a status node of its own).
+    #[arg(long, value_name = "ADDR:PORT")]
+    serve: Option<std::net::SocketAddr>,
     /// Stay on the domain this long after the last solution, so that late duplicates (from
     /// computing nodes that were thought gone) are seen and counted.
     #[arg(long, default_value = "0s", value_parser = cli::duration_arg)]
@@ -144,7 +156,18 @@ fn data_dir(given: &Path) -> PathBuf {
         .unwrap_or_else(|| given.to_owned())
 }
 
-pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &CancelToken) -> anyhow::Result<()> {
+pub fn run(
+    node: &NodeArgs,
+    args: &TrainArgs,
+    stop: &CancelToken,
+    sources: &Sources,
+) -> anyhow::Result<()> {
+    if let Some(p) = &args.plot {
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !ext.eq_ignore_ascii_case("svg") && !ext.eq_ignore_ascii_case("png") {
+            bail!("--plot {}: a plot is written as .svg or .png", p.display());
+        }
+    }
     let start = Instant::now();
     let path = data_dir(&args.data);
     let opts = LoadOptions {
@@ -189,6 +212,25 @@ pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &CancelToken) -> anyhow::Res
         format!("test: {}", data.test_source)
     };
     let main = MainNode::with_config(node.config("Main")).context("cannot start the main node")?;
+    let progress = Progress::new();
+    sources.main(main.probe());
+    sources.progress(progress.clone());
+    let (_monitor, _dashboard) = match args.serve {
+        Some(addr) => {
+            let monitor = ClusterMonitor::start(node.config("Dashboard"))
+                .context("cannot start the dashboard's status node")?;
+            sources.monitor(monitor.probe());
+            let server = HttpServer::start_if(
+                Some(addr),
+                || dashboard::router(sources.clone()),
+                "dashboard",
+                "/",
+            )
+            .context("cannot serve the dashboard (--serve)")?;
+            (Some(monitor), server)
+        }
+        None => (None, None),
+    };
     println!(
         "main node {} on domain {}: {} training {unit}, {} test {unit}, {} shard(s)",
         main.id(),
@@ -201,6 +243,7 @@ pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &CancelToken) -> anyhow::Res
     println!("data {}: {}", path.display(), train.describe());
     println!("test set ({}): {}", data.test_source, data.test.describe());
     let mut runner = Runner::new(&main, args.timeout)
+        .record_to(&progress)
         .observe(ProgressView::new())
         .cancel_on(stop);
     runner.wait_for_nodes(args.wait_nodes)?;
@@ -250,6 +293,11 @@ pub fn run(node: &NodeArgs, args: &TrainArgs, stop: &CancelToken) -> anyhow::Res
             .save_model(out)
             .with_context(|| format!("cannot write {}", out.display()))?;
         println!("model written to {}", out.display());
+    }
+    if let Some(path) = &args.plot {
+        plot::write(path, &progress.points(), &report.table.title)
+            .with_context(|| format!("cannot write the plot {}", path.display()))?;
+        println!("plot written to {}", path.display());
     }
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_string_pretty(&report.json(&c, wall))?)

@@ -9,8 +9,12 @@
 //! - [`bench`](mod@bench): job round trips and throughput against TCP on loopback.
 
 pub mod bench;
+pub mod dashboard;
+pub mod metrics;
+pub mod plot;
 pub mod procs;
 pub mod progress;
+pub mod serve;
 
 use std::time::Duration;
 
@@ -62,6 +66,15 @@ pub struct NodeArgs {
     /// addresses (behind NAT or port forwarding).
     #[arg(long, value_name = "ADDR:PORT")]
     pub advertise: Option<std::net::SocketAddrV4>,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9464; port 0:
+    /// any free port, printed at start).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
+
+    /// Log lines as text, or as one JSON object each (for log shippers).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 impl NodeArgs {
@@ -201,10 +214,10 @@ pub fn bounded_size(s: &str, max: usize) -> Result<usize, String> {
     Ok(n)
 }
 
-/// Logs to stderr at `default` level (e.g. `info`, `warn`, `debug`); `RUST_LOG` overrides it.
+/// Logs to stderr (as text, or JSON objects if `json`) at `default` level (e.g. `info`, `warn`, `debug`); `RUST_LOG` overrides it.
 /// rustdds logs only its errors unless `RUST_LOG` names it (it warns on every datagram above
 /// 1500 bytes).
-pub fn init_logging(default: &str) {
+pub fn init_logging(default: &str, json: bool) {
     let mut filter = std::env::var("RUST_LOG")
         .ok()
         .filter(|s| !s.trim().is_empty())
@@ -213,12 +226,17 @@ pub fn init_logging(default: &str) {
         // rustdds warns on every datagram over 1500 bytes and on routine loopback discovery.
         filter.push_str(",rustdds=error,rustdds::network::udp_listener=off");
     }
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
 }
 
 /// Installs the Ctrl-C (and SIGTERM) handler. The returned token is raised on the first one;

@@ -116,6 +116,33 @@ fn finished(job: &Job, result: Result<Bytes, String>) -> ServerCommand {
     }
 }
 
+/// Reads a computing node's counters from any thread ([`AsyncComputingNode::probe`]).
+#[derive(Clone)]
+pub struct ComputingProbe(Arc<ServerShared>);
+
+impl ComputingProbe {
+    /// Jobs answered with a solution.
+    pub fn jobs_served(&self) -> u64 {
+        self.0
+            .jobs_served
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Jobs answered with an error.
+    pub fn jobs_failed(&self) -> u64 {
+        self.0
+            .jobs_failed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Availability requests dropped unanswered.
+    pub fn requests_refused(&self) -> u64 {
+        self.0
+            .requests_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A computing node with a blocking API: each `process_job` call serves one job.
 pub struct ComputingNode {
     handle: ServerHandle,
@@ -268,6 +295,11 @@ impl AsyncComputingNode {
             .shared
             .jobs_failed
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A handle that reads the node's counters from any thread (metrics exporters).
+    pub fn probe(&self) -> ComputingProbe {
+        ComputingProbe(self.handle.shared.clone())
     }
 
     /// Availability requests dropped unanswered: no participant vouched for their main within

@@ -131,6 +131,17 @@ impl ClientHandle {
     }
 }
 
+/// Reads a main's counters from any thread ([`MainNode::probe`]).
+#[derive(Clone)]
+pub struct MainProbe(Arc<ClientShared>);
+
+impl MainProbe {
+    /// The main's counters now.
+    pub fn stats(&self) -> ClientStats {
+        self.0.stats()
+    }
+}
+
 /// A main node with a blocking API: each call sends one job and waits for its solution.
 /// Calls from several threads run concurrently (one job in flight per call); a
 /// [`batch`](Self::batch) sends many at once.
@@ -189,6 +200,12 @@ impl MainNode {
     /// Counters and the jobs in flight.
     pub fn stats(&self) -> ClientStats {
         self.handle.stats()
+    }
+
+    /// A handle that reads [`stats`](Self::stats) from any thread for as long as it is kept
+    /// (after the node stops, the last counters): for metrics exporters and dashboards.
+    pub fn probe(&self) -> MainProbe {
+        MainProbe(self.handle.shared.clone())
     }
 
     /// Waits until `n` computing nodes are known alive, for at most `timeout`, or until
@@ -295,6 +312,12 @@ impl AsyncMainNode {
     /// Counters and the jobs in flight.
     pub fn stats(&self) -> ClientStats {
         self.handle.stats()
+    }
+
+    /// A handle that reads [`stats`](Self::stats) from any thread for as long as it is kept
+    /// (after the node stops, the last counters): for metrics exporters and dashboards.
+    pub fn probe(&self) -> MainProbe {
+        MainProbe(self.handle.shared.clone())
     }
 }
 

@@ -1,10 +1,11 @@
 //! The public node API, mirroring AML-IP's: [`MainNode`] and [`AsyncMainNode`] send jobs,
 //! [`ComputingNode`] and [`AsyncComputingNode`] serve them, [`StatusNode`] watches every node's
-//! status. Each node owns one DDS participant and one engine thread; dropping a node stops both
-//! within a bounded time.
+//! status and [`ClusterMonitor`] keeps a table of them. Each node owns one DDS participant and
+//! one engine thread; dropping a node stops both within a bounded time.
 
 mod computing;
 mod main;
+mod monitor;
 mod status;
 
 use std::future::Future;
@@ -13,10 +14,13 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::protocol::client::{ClientStats, RunningJob, Solution};
-pub use computing::{AsyncComputingNode, ComputingNode, JobReplier, ServedJob};
+pub use crate::protocol::client::{
+    ClientStats, RoundTrips, RunningJob, Solution, ROUND_TRIP_BUCKETS, SIZE_CLASSES,
+};
+pub use computing::{AsyncComputingNode, ComputingNode, ComputingProbe, JobReplier, ServedJob};
 pub(crate) use main::ClientHandle;
-pub use main::{AsyncMainNode, MainNode, SolutionListener};
+pub use main::{AsyncMainNode, MainNode, MainProbe, SolutionListener};
+pub use monitor::{kind_name, ClusterMonitor, MonitorProbe, NodeView};
 pub use status::StatusNode;
 
 use crate::config::NodeConfig;

@@ -5,8 +5,10 @@ use futures::stream::StreamExt;
 use super::{start_engine, STOP_TIMEOUT};
 use crate::config::NodeConfig;
 use crate::error::Error;
-use crate::protocol::core::{report_start, Inbound, Role};
-use crate::runtime::NodeThread;
+use std::rc::Rc;
+
+use crate::protocol::core::{report_start, Inbound, InboundStreams, NodeCore, Role};
+use crate::runtime::{NodeThread, Shutdown};
 use crate::wire::{AmlipId, NodeKind, NodeState, Status};
 
 /// A node that calls a closure for each status sample published on the domain (its own
@@ -50,7 +52,7 @@ impl StatusNode {
             Default::default(),
             "amlip-status",
             move |core, ready, mut shutdown| async move {
-                let Some(mut inbound) = report_start(&ready, core.subscribe(Role::Monitor)) else {
+                let Some(inbound) = report_start(&ready, core.subscribe(Role::Monitor)) else {
                     return;
                 };
                 core.publish_status(NodeState::Running).await;
@@ -61,21 +63,12 @@ impl StatusNode {
                     node_kind: NodeKind::Status,
                     state: NodeState::Running,
                 });
-                loop {
-                    tokio::select! {
-                        _ = shutdown.wait() => break,
-                        Some(ev) = inbound.next() => match ev {
-                            Inbound::Status(s) => callback(s),
-                            Inbound::ParticipantDied if !shutdown.is_triggered() => {
-                                match core.recover(Role::Monitor).await {
-                                    Some(streams) => inbound = streams,
-                                    None => break,
-                                }
-                            }
-                            _ => {}
-                        }
+                watch(&core, inbound, &mut shutdown, |ev| {
+                    if let Inbound::Status(s) = ev {
+                        callback(s)
                     }
-                }
+                })
+                .await;
                 core.publish_status(NodeState::Dropped).await;
             },
         )?;
@@ -88,6 +81,30 @@ impl StatusNode {
     pub fn stop(&mut self) {
         if let Some(mut t) = self.thread.take() {
             t.stop(STOP_TIMEOUT);
+        }
+    }
+}
+
+/// A monitor's inbound loop, until `shutdown`: recovers a participant rustdds stopped, and
+/// hands every other event to `on`.
+pub(super) async fn watch(
+    core: &Rc<NodeCore>,
+    mut inbound: InboundStreams,
+    shutdown: &mut Shutdown,
+    mut on: impl FnMut(Inbound),
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            Some(ev) = inbound.next() => match ev {
+                Inbound::ParticipantDied if !shutdown.is_triggered() => {
+                    match core.recover(Role::Monitor).await {
+                        Some(streams) => inbound = streams,
+                        None => break,
+                    }
+                }
+                ev => on(ev),
+            }
         }
     }
 }

@@ -62,6 +62,60 @@ pub struct ClientStats {
     pub direct_sent: u64,
     /// Payloads (solutions) this main received over the direct TCP path.
     pub direct_received: u64,
+    /// Bytes of the jobs submitted.
+    pub bytes_sent: u64,
+    /// Bytes of the solutions accepted.
+    pub bytes_received: u64,
+    /// Round trips of solved jobs, by the job's payload size.
+    pub round_trips: RoundTrips,
+}
+
+/// Upper bounds of the payload size classes of [`RoundTrips`], in bytes (the last class is
+/// everything larger).
+pub const SIZE_CLASSES: [(&str, u64); 5] = [
+    ("1KB", 1 << 10),
+    ("64KB", 64 << 10),
+    ("1MB", 1 << 20),
+    ("16MB", 16 << 20),
+    ("larger", u64::MAX),
+];
+
+/// Upper bounds of the round-trip buckets of [`RoundTrips`], in seconds.
+pub const ROUND_TRIP_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+];
+
+/// A histogram of job round trips (submission to solution) per payload size class.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoundTrips {
+    /// Per size class (as [`SIZE_CLASSES`]): count per bucket (as [`ROUND_TRIP_BUCKETS`], then
+    /// one for longer), and the sum of seconds.
+    pub classes: [([u64; ROUND_TRIP_BUCKETS.len() + 1], f64); SIZE_CLASSES.len()],
+}
+
+impl RoundTrips {
+    /// Counts a round trip of `seconds` for a job of `bytes`.
+    pub fn observe(&mut self, bytes: u64, seconds: f64) {
+        let class = SIZE_CLASSES
+            .iter()
+            .position(|(_, max)| bytes <= *max)
+            .unwrap_or(SIZE_CLASSES.len() - 1);
+        let bucket = ROUND_TRIP_BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(ROUND_TRIP_BUCKETS.len());
+        let (counts, sum) = &mut self.classes[class];
+        counts[bucket] += 1;
+        *sum += seconds;
+    }
+
+    /// Round trips counted in all.
+    pub fn count(&self) -> u64 {
+        self.classes
+            .iter()
+            .map(|(c, _)| c.iter().sum::<u64>())
+            .sum()
+    }
 }
 
 /// A job a computing node holds, as the main sees it.
@@ -163,6 +217,8 @@ impl ClientShared {
 
 struct Job {
     data: Bytes,
+    /// When it was submitted (for the round-trip histogram).
+    submitted: Instant,
     deadline: Option<(Instant, Duration)>,
     respond: Responder,
     current: Option<TaskId>,
@@ -356,6 +412,7 @@ impl ClientEngine {
             open_tasks,
             known_peers: self.newcomers.iter().map(|(id, _)| id.clone()).collect(),
             handoff_slots: 0,
+            jobs_done: self.shared.stats.lock().expect("stats").solved,
         };
         self.core.publish_info(NodeState::Running, load).await;
     }
@@ -372,6 +429,7 @@ impl ClientEngine {
                 self.jobs.insert(
                     job_id,
                     Job {
+                        submitted: now,
                         data,
                         deadline: timeout.map(|t| (now + t, t)),
                         respond,
@@ -380,7 +438,11 @@ impl ClientEngine {
                         last_running: None,
                     },
                 );
-                self.shared.stats.lock().expect("stats").submitted += 1;
+                {
+                    let mut stats = self.shared.stats.lock().expect("stats");
+                    stats.submitted += 1;
+                    stats.bytes_sent += self.jobs[&job_id].data.len() as u64;
+                }
                 self.queue.push_back(job_id);
                 self.fill_requests().await;
             }
@@ -703,8 +765,13 @@ impl ClientEngine {
         };
         {
             let mut stats = self.shared.stats.lock().expect("stats");
-            match outcome {
-                Ok(_) => stats.solved += 1,
+            match &outcome {
+                Ok(s) => {
+                    stats.solved += 1;
+                    stats.bytes_received += s.data.len() as u64;
+                    let seconds = job.submitted.elapsed().as_secs_f64();
+                    stats.round_trips.observe(job.data.len() as u64, seconds);
+                }
                 Err(_) => stats.failed += 1,
             }
         }

@@ -72,6 +72,8 @@ pub enum Inbound {
     /// A peer's first heartbeat.
     NewPeer(NodeInfo),
     Heartbeat,
+    /// Every heartbeat of every amlip node, for monitors ([`Role::Monitor`]) only.
+    Info(NodeInfo),
     Status(Status),
     PeersLost(Vec<AmlipId>),
     /// rustdds stopped this node's participant (see [`NodeCore::pause_watch`]): the engine
@@ -92,6 +94,7 @@ pub struct Load {
     pub open_tasks: Vec<TaskId>,
     pub known_peers: Vec<AmlipId>,
     pub handoff_slots: u32,
+    pub jobs_done: u64,
 }
 
 /// Which topics a node reads.
@@ -248,6 +251,7 @@ impl NodeCore {
             } else {
                 0
             },
+            jobs_done: load.jobs_done.min(u32::MAX as u64) as u32,
         };
         if let Err(e) = w.write(&info).await {
             tracing::debug!("cannot publish heartbeat: {e}");
@@ -524,6 +528,24 @@ impl NodeCore {
                 .boxed_local(),
         );
         streams.push(self.pause_watch());
+        if self.cfg.extensions && role == Role::Monitor {
+            // Monitors read heartbeats to show what amlip nodes do; they never send to them,
+            // so no writers are prepared and no data topics read.
+            let core = self.clone();
+            streams.push(
+                decoded(p.reader::<NodeInfo>(topics::NODE_INFO, Profile::NodeInfo)?)
+                    .map(move |s| {
+                        core.peers.borrow_mut().on_info(
+                            s.value.clone(),
+                            s.from,
+                            s.written_at,
+                            Instant::now(),
+                        );
+                        Inbound::Info(s.value)
+                    })
+                    .boxed_local(),
+            );
+        }
         if self.cfg.extensions && role != Role::Monitor {
             let core = self.clone();
             streams.push(

@@ -250,6 +250,7 @@ impl ServerEngine {
             } else {
                 0
             },
+            jobs_done: self.shared.jobs_served.load(Ordering::Relaxed),
             ..Load::default()
         };
         self.core.publish_info(self.state(), load).await;

@@ -7,7 +7,7 @@ use std::fmt;
 
 use rayon::prelude::*;
 
-use super::{Row, Runner, SessionError, Table, TrainReport, TrainedModel};
+use super::{Row, Runner, Score, SessionError, Table, TrainPoint, TrainReport, TrainedModel};
 use crate::aml::{self, ClassMetrics, Embedding, Model, OneVsRest};
 use crate::dataset::{self, Dataset, Features, Quantizer, Sharding};
 use crate::kind::aml_train::{AmlModelSolution, AmlTrain, AmlTrainJob, AmlTrainParams};
@@ -288,6 +288,27 @@ impl AmlShards {
                 TrainedModel::AmlTenClass(ovr),
             )
         };
+        // One round: each shard's model (binary classifiers) and the aggregate (the last row).
+        let last = rows.len().saturating_sub(1);
+        for (i, r) in rows.iter().enumerate() {
+            let shard = r
+                .name
+                .strip_prefix("shard ")
+                .and_then(|s| s.split('/').next()?.parse::<usize>().ok())
+                .map(|k| k - 1);
+            if let (Score::Classes { accuracy, .. }, true) = (r.score, shard.is_some() || i == last)
+            {
+                runner.progress(TrainPoint {
+                    round: 1,
+                    rounds: 1,
+                    shard,
+                    loss: None,
+                    accuracy: Some(accuracy),
+                    mse: None,
+                    seconds: 0.0,
+                });
+            }
+        }
         let mut data = super::data_json(train);
         data["embedding"] = serde_json::to_value(&emb).expect("serialises");
         if let Some(q) = &quantizer {

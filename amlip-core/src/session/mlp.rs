@@ -6,7 +6,9 @@
 use ndarray::{Array1, Array2};
 use serde_json::json;
 
-use super::{FedAvg, Row, Runner, SessionError, Table, TrainReport, TrainedModel};
+use super::{
+    FedAvg, Row, Runner, Score, SessionError, Table, TrainPoint, TrainReport, TrainedModel,
+};
 use crate::aml::ClassMetrics;
 use crate::dataset::{self, Dataset, Features, Sharding, Standardizer, Target};
 use crate::kind::federated::LocalTraining;
@@ -193,9 +195,47 @@ impl MlpShards {
                 ),
             );
             let shown = match agg.score {
-                super::Score::Classes { accuracy, .. } => format!("test accuracy {accuracy:.4}"),
-                super::Score::Regression { mse, .. } => format!("test MSE {mse:.5}"),
+                Score::Classes { accuracy, .. } => format!("test accuracy {accuracy:.4}"),
+                Score::Regression { mse, .. } => format!("test MSE {mse:.5}"),
             };
+            let point = |shard, loss, score: &Score| {
+                let (accuracy, mse) = match *score {
+                    Score::Classes { accuracy, .. } => (Some(accuracy), None),
+                    Score::Regression { mse, .. } => (None, Some(mse)),
+                };
+                TrainPoint {
+                    round: round.round,
+                    rounds: round.rounds,
+                    shard,
+                    loss,
+                    accuracy,
+                    mse,
+                    seconds: 0.0,
+                }
+            };
+            let shard_rows: Vec<Row> = round
+                .updates
+                .iter()
+                .map(|u| {
+                    score(
+                        &u.model,
+                        format!(
+                            "shard {}/{n} ({} {})",
+                            u.shard + 1,
+                            u.info.samples,
+                            train.unit()
+                        ),
+                        Some(u.seconds),
+                        format!("loss {:.4}, by {}", u.info.loss, u.server),
+                    )
+                })
+                .collect();
+            let losses: Vec<f64> = round.updates.iter().map(|u| u.info.loss as f64).collect();
+            for (u, r) in round.updates.iter().zip(&shard_rows) {
+                runner.progress(point(Some(u.shard), Some(u.info.loss as f64), &r.score));
+            }
+            let mean_loss = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+            runner.progress(point(None, Some(mean_loss), &agg.score));
             runner.note(&format!(
                 "round {}/{}: FedAvg of {} shards -> {shown} ({:.1} s)",
                 round.round,
@@ -206,19 +246,7 @@ impl MlpShards {
             if round.round < round.rounds {
                 return;
             }
-            for u in &round.updates {
-                rows.push(score(
-                    &u.model,
-                    format!(
-                        "shard {}/{n} ({} {})",
-                        u.shard + 1,
-                        u.info.samples,
-                        train.unit()
-                    ),
-                    Some(u.seconds),
-                    format!("loss {:.4}, by {}", u.info.loss, u.server),
-                ));
-            }
+            rows.extend(shard_rows);
             rows.push(agg);
         })?;
         let shape = if train.classes() == 0 {

@@ -17,6 +17,7 @@
 mod aml;
 mod federated;
 mod mlp;
+mod progress;
 mod report;
 
 use std::fmt::Display;
@@ -27,6 +28,7 @@ use bytes::Bytes;
 pub use aml::AmlShards;
 pub use federated::{FedAvg, Round, ShardLabel, ShardUpdate};
 pub use mlp::MlpShards;
+pub use progress::{Progress, TrainPoint};
 pub use report::{Row, Score, Table, TrainReport, TrainedModel};
 
 use crate::batch::Event;
@@ -156,6 +158,7 @@ pub struct Runner<'a> {
     observer: Box<dyn Observer + 'a>,
     deadline: Instant,
     cancel: CancelToken,
+    progress: Progress,
 }
 
 impl<'a> Runner<'a> {
@@ -166,7 +169,19 @@ impl<'a> Runner<'a> {
             observer: Box::new(Silent),
             deadline: Instant::now() + timeout,
             cancel: CancelToken::new(),
+            progress: Progress::new(),
         }
+    }
+
+    /// Records the session's progress (round by round figures) into `progress`.
+    pub fn record_to(mut self, progress: &Progress) -> Self {
+        self.progress = progress.clone();
+        self
+    }
+
+    /// Records a point of the session's progress.
+    pub fn progress(&mut self, point: TrainPoint) {
+        self.progress.push(point);
     }
 
     /// Tells `observer` what happens (e.g. `&mut my_progress_view`).

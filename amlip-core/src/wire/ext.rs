@@ -120,6 +120,9 @@ pub struct NodeInfo {
     /// Computing nodes: jobs a main may hand this node over the direct path without a
     /// request, beyond those it already handed and has no solution for (0: ask first).
     pub handoff_slots: u32,
+    /// Jobs finished so far: served (computing nodes) or solved (mains). Appended after
+    /// `handoff_slots`; for `main-node status`.
+    pub jobs_done: u32,
 }
 
 impl NodeInfo {
@@ -234,6 +237,7 @@ impl WireType for NodeInfo {
             w.u32(u32::from(*a));
         }
         w.u32(self.handoff_slots);
+        w.u32(self.jobs_done);
         w.finish()
     }
 
@@ -288,7 +292,8 @@ impl WireType for NodeInfo {
             .map(|_| AmlipId::read(&mut r, "known_peers"))
             .collect::<Result<Vec<_>, _>>()?;
         // Appended fields: absent in a node that predates them.
-        let (mut direct_port, mut direct_addrs, mut handoff_slots) = (0, Vec::new(), 0);
+        let (mut direct_port, mut direct_addrs, mut handoff_slots, mut jobs_done) =
+            (0, Vec::new(), 0, 0);
         if r.remaining() >= 8 {
             let port = r.u32("direct_port")?;
             direct_port = u16::try_from(port).map_err(|_| WireError::Invalid {
@@ -311,6 +316,9 @@ impl WireType for NodeInfo {
             if r.remaining() >= 4 {
                 handoff_slots = r.u32("handoff_slots")?;
             }
+            if r.remaining() >= 4 {
+                jobs_done = r.u32("jobs_done")?;
+            }
         }
         // No end check: a later extension version may append fields (it says its `version`).
         Ok(Self {
@@ -329,6 +337,7 @@ impl WireType for NodeInfo {
             direct_port,
             direct_addrs,
             handoff_slots,
+            jobs_done,
         })
     }
 }
@@ -629,6 +638,7 @@ mod tests {
             direct_port: 40123,
             direct_addrs: vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::LOCALHOST],
             handoff_slots: 32,
+            jobs_done: 7,
         };
         assert_eq!(NodeInfo::from_payload(&info.to_payload()).unwrap(), info);
         assert!(info.supports_stream());
@@ -638,14 +648,21 @@ mod tests {
             ..info.clone()
         };
         assert!(direct.supports_direct());
-        // The appended fields are the last 20 bytes: port, count, two addresses (big end
-        // first in the number, so 10.0.0.2 is 0x0a000002), handoff slots.
+        // The appended fields are the last 24 bytes: port, count, two addresses (big end
+        // first in the number, so 10.0.0.2 is 0x0a000002), handoff slots, jobs done.
         let p = direct.to_payload();
-        assert_eq!(&p[p.len() - 20..p.len() - 16], &40123u32.to_le_bytes());
-        assert_eq!(&p[p.len() - 12..p.len() - 8], &0x0a00_0002u32.to_le_bytes());
-        assert_eq!(&p[p.len() - 4..], &32u32.to_le_bytes());
-        // A node that predates them sends none: read as no direct path.
-        let old = NodeInfo::from_payload(&p[..p.len() - 20]).unwrap();
+        assert_eq!(&p[p.len() - 24..p.len() - 20], &40123u32.to_le_bytes());
+        assert_eq!(
+            &p[p.len() - 16..p.len() - 12],
+            &0x0a00_0002u32.to_le_bytes()
+        );
+        assert_eq!(&p[p.len() - 8..p.len() - 4], &32u32.to_le_bytes());
+        assert_eq!(&p[p.len() - 4..], &7u32.to_le_bytes());
+        // A node that predates jobs_done reads as 0 done.
+        let older = NodeInfo::from_payload(&p[..p.len() - 4]).unwrap();
+        assert_eq!((older.handoff_slots, older.jobs_done), (32, 0));
+        // A node that predates them all sends none: read as no direct path.
+        let old = NodeInfo::from_payload(&p[..p.len() - 24]).unwrap();
         assert_eq!(
             (old.direct_port, old.direct_addrs.len(), old.handoff_slots),
             (0, 0, 0)
@@ -739,12 +756,13 @@ mod tests {
             direct_port: 0,
             direct_addrs: vec![],
             handoff_slots: 0,
+            jobs_done: 0,
         }
         .to_payload();
         let n = p.len();
         // jobs.length sits before next_task, open_tasks.length, known_peers.length,
-        // direct_port, direct_addrs.length and handoff_slots.
-        p[n - 28..n - 24].copy_from_slice(&u32::MAX.to_le_bytes());
+        // direct_port, direct_addrs.length, handoff_slots and jobs_done.
+        p[n - 32..n - 28].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(NodeInfo::from_payload(&p).is_err());
     }
 }
