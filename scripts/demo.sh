@@ -36,4 +36,5 @@ main train --model aml --digit 0 --jobs "$nodes" --wait-nodes "$nodes"
 
 echo
 echo "== MLP: 10-class neural network, $nodes shards, 5 rounds of federated averaging =="
-main train --model mlp --jobs "$nodes" --wait-nodes "$nodes"
+mkdir -p scripts/out
+main train --model mlp --jobs "$nodes" --wait-nodes "$nodes" --plot scripts/out/mlp-rounds.png
