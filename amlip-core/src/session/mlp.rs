@@ -3,7 +3,6 @@
 //! scales them to 0..1); numeric features are standardised with the training set's means and
 //! deviations; a regression target is standardised too and the errors reported in its units.
 
-use ndarray::{Array1, Array2};
 use serde_json::json;
 
 use super::{
@@ -14,7 +13,6 @@ use crate::dataset::{self, Dataset, Features, Sharding, Standardizer, Target};
 use crate::kind::federated::LocalTraining;
 use crate::kind::mlp_train::{MlpHyper, MlpTraining};
 use crate::mlp::{Mlp, SparseImages};
-use crate::payload::{Payload, Tensor};
 
 /// How to train the network by FedAvg.
 #[derive(Debug, Clone)]
@@ -46,9 +44,10 @@ impl Default for MlpShards {
     }
 }
 
-/// The data as the network reads it: the shards' payload tensors and the test inputs.
+/// How the network reads the data, fitted on the training set: standardised numeric features
+/// and regression targets (image bytes and classes stay as they are).
 struct Prepared {
-    /// Features of a set, as a payload's tensors.
+    /// Numeric features' means and deviations.
     standardizer: Option<Standardizer>,
     /// Mean and deviation of a regression target.
     target_scale: Option<(f32, f32)>,
@@ -73,38 +72,28 @@ impl Prepared {
         }
     }
 
-    fn values(&self, x: &Array2<f32>) -> Array2<f32> {
-        match &self.standardizer {
-            Some(s) => s.apply(x.view()),
-            None => x.clone(),
-        }
-    }
-
-    /// A shard as the tensors of an `mlp_train` job.
-    fn payload(&self, d: &Dataset) -> Payload {
-        let p = Payload::new("");
-        let p = match &d.features {
-            Features::Pixels(x) => p.with_tensor("images", Tensor::from_u8(x.view())),
-            Features::Values(x) => {
-                p.with_tensor("features", Tensor::from_f32(self.values(x).view()))
-            }
+    /// `d` as the network reads it.
+    fn apply(&self, d: &Dataset) -> Dataset {
+        let features = match (&d.features, &self.standardizer) {
+            (Features::Values(x), Some(s)) => Features::Values(s.apply(x.view())),
+            (f, _) => f.clone(),
         };
-        match (&d.target, self.target_scale) {
-            (Target::Classes { labels, .. }, _) => {
-                p.with_tensor("labels", Tensor::from_u8(labels.view()))
-            }
-            (Target::Values(y), Some((mean, sd))) => {
-                let z: Array1<f32> = y.mapv(|v| (v - mean) / sd);
-                p.with_tensor("targets", Tensor::from_f32(z.view()))
-            }
-            (Target::Values(_), None) => unreachable!("fitted on a regression set"),
+        let target = match (&d.target, self.target_scale) {
+            (Target::Values(y), Some((mean, sd))) => Target::Values(y.mapv(|v| (v - mean) / sd)),
+            (t, _) => t.clone(),
+        };
+        Dataset {
+            features,
+            sample_shape: d.sample_shape.clone(),
+            target,
         }
     }
 
+    /// The network's inputs for `d`.
     fn inputs(&self, d: &Dataset) -> SparseImages {
-        match &d.features {
+        match &self.apply(d).features {
             Features::Pixels(x) => SparseImages::from_bytes(x.view()),
-            Features::Values(x) => SparseImages::from_f32(self.values(x).view()),
+            Features::Values(x) => SparseImages::from_f32(x.view()),
         }
     }
 
@@ -154,8 +143,8 @@ impl MlpShards {
             .rounds(self.rounds)
             .seed(self.seed)
             .hyper(&hyper)?;
-        for s in dataset::shard(train, n, Sharding::Stratified, self.seed) {
-            session = session.shard(prep.payload(&s));
+        for s in dataset::shard(&prep.apply(train), n, Sharding::Stratified, self.seed) {
+            session = session.shard(s.to_payload());
         }
         let steps = train.len().div_ceil(n).div_ceil(self.hyper.batch.max(1)) * self.hyper.epochs;
         if steps < 100 {
