@@ -33,6 +33,14 @@ pub enum Error {
     /// A payload could not be encoded, or a solution could not be decoded.
     #[error(transparent)]
     Payload(#[from] PayloadError),
+    /// A model manager sender did not hand the model over.
+    #[error("model request to {sender} failed: {why}")]
+    ModelRequest {
+        /// The sender asked.
+        sender: AmlipId,
+        /// What it said, or that it said nothing in time.
+        why: String,
+    },
 }
 
 /// Why one job ended without a solution.

@@ -63,6 +63,7 @@ pub mod dataset;
 pub mod dds;
 pub(crate) mod direct;
 pub mod error;
+pub mod infer;
 pub mod job;
 pub mod kind;
 pub mod mlp;

@@ -354,6 +354,18 @@ impl Mlp {
             .collect()
     }
 
+    /// Class probabilities (softmax) of every sample, one row each.
+    pub fn probabilities(&self, x: &SparseImages) -> Array2<f32> {
+        let rows: Vec<usize> = (0..x.len()).collect();
+        let mut out = Array2::zeros((x.len(), self.classes()));
+        for (i, chunk) in rows.chunks(1024).enumerate() {
+            let p = self.output_layer(&self.hidden_layer(x, chunk));
+            out.slice_mut(ndarray::s![i * 1024..i * 1024 + chunk.len(), ..])
+                .assign(&p);
+        }
+        out
+    }
+
     /// Fraction of images classified correctly.
     pub fn accuracy(&self, x: &SparseImages, y: ArrayView1<'_, u8>) -> f64 {
         let p = self.predict(x);

@@ -117,9 +117,9 @@ impl PeerTable {
     /// Whether `id` is a main whose status or heartbeat participant `from` published: a
     /// request `from` wrote in `id`'s name is `id`'s.
     pub fn vouched(&self, id: &AmlipId, from: ParticipantKey) -> bool {
-        self.peers
-            .get(id)
-            .is_some_and(|p| p.kind == Some(NodeKind::Main) && p.vouchers.contains(&from))
+        self.peers.get(id).is_some_and(|p| {
+            matches!(p.kind, Some(NodeKind::Main | NodeKind::Edge)) && p.vouchers.contains(&from)
+        })
     }
 
     /// A heartbeat, written at `written_at` by the peer's clock. Returns true the first time

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use amlip_core::cli::metrics::{self, Sources};
 use amlip_core::cli::serve::HttpServer;
 use amlip_core::cli::{self, NodeArgs};
+use amlip_core::infer::{shape_text, HostOptions, Model, ModelHost, ModelServer};
 use amlip_core::kind::plain;
 use amlip_core::prelude::*;
 use anyhow::Context;
@@ -39,6 +40,17 @@ struct Args {
     #[arg(long, default_value = "0s", value_parser = cli::duration_arg)]
     work_time: Duration,
 
+    /// Also serve inference of this model file (ONNX, or a model `main-node train --out`
+    /// wrote) on the inference topics, as `NAME=FILE` or `FILE` (named after the file's stem).
+    /// Repeatable. Edge nodes and `main-node infer` send it requests.
+    #[arg(long = "model", value_name = "[NAME=]FILE")]
+    models: Vec<String>,
+
+    /// Also serve inference of every model a model manager publishes on the domain (e.g.
+    /// `main-node train --publish NAME`), fetching each newer version as it is announced.
+    #[arg(long)]
+    serve_models: bool,
+
     /// Log every job.
     #[arg(short, long)]
     verbose: bool,
@@ -71,6 +83,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }),
     };
     let kinds = registry.kinds().join(", ");
+    let host = start_model_host(&args)?;
     let work_time = args.work_time;
     node.run(move |job: &Job, ctx: &JobContext| {
         let t = Instant::now();
@@ -107,6 +120,62 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let (served, failed) = (node.jobs_served(), node.jobs_failed());
     drop(node);
+    if let Some(host) = host {
+        println!("inference node stopped after {} requests", host.served());
+    }
     println!("computing node stopped after {served} jobs ({failed} failed)");
     Ok(())
+}
+
+/// The inference side: the `--model` files, and with `--serve-models` what model managers
+/// publish. `None` when asked for neither.
+fn start_model_host(args: &Args) -> anyhow::Result<Option<ModelHost>> {
+    if args.models.is_empty() && !args.serve_models {
+        return Ok(None);
+    }
+    let server = ModelServer::new();
+    for spec in &args.models {
+        let (name, path) = match spec.split_once('=') {
+            Some((name, path)) => (Some(name), path),
+            None => (None, spec.as_str()),
+        };
+        let model = Model::load(std::path::Path::new(path), name)
+            .with_context(|| format!("--model {spec}"))?;
+        let i = model.info();
+        println!(
+            "serving model {:?} ({}, inputs {}) from {path}",
+            i.name,
+            i.kind,
+            describe(&i.inputs)
+        );
+        server.install(model);
+    }
+    let opts = HostOptions {
+        follow: args.serve_models,
+    };
+    let host = ModelHost::start(&args.node.config("Computing"), server, opts)
+        .context("cannot start the inference node")?;
+    println!(
+        "inference node {} serving {}{}",
+        host.inference_id(),
+        if args.models.is_empty() {
+            "no model yet"
+        } else {
+            "the models above"
+        },
+        if args.serve_models {
+            ", and every model published on the domain"
+        } else {
+            ""
+        }
+    );
+    Ok(Some(host))
+}
+
+fn describe(specs: &[amlip_core::infer::TensorSpec]) -> String {
+    specs
+        .iter()
+        .map(|s| format!("{} {} {}", s.name, s.dtype, shape_text(&s.shape)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,6 +1,7 @@
 //! `main-node`: sends jobs to the computing nodes of its DDS domain. Flags in, library
 //! sessions and batches do the work, results printed.
 
+mod infer;
 mod jobs;
 mod status;
 mod train;
@@ -54,6 +55,10 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Every node on the domain (AML-IP's too): kind, state, host, jobs, last heard.
     Status(status::StatusArgs),
+    /// Send inputs to whoever serves a model; print predictions, and accuracy on labelled data.
+    Infer(infer::InferArgs),
+    /// The models announced on the domain: name, version, kind, inputs, and who serves them.
+    Models(infer::ModelsArgs),
     /// Measure round trips and throughput of upper-case jobs against TCP on loopback.
     Bench(bench::BenchArgs),
     /// The TCP echo server `bench` starts in another network namespace (not for direct use).
@@ -75,7 +80,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Tables read best without info logs; the progress display shows what happens.
     let quiet = matches!(
         args.command,
-        Command::Bench(_) | Command::Train(_) | Command::Status(_)
+        Command::Bench(_)
+            | Command::Train(_)
+            | Command::Status(_)
+            | Command::Infer(_)
+            | Command::Models(_)
     );
     cli::init_logging(
         match (args.verbose, quiet) {
@@ -126,6 +135,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Train(t) => train::run(&args.node, &t, &stop, &sources),
         Command::Jobs(j) => jobs::run(&args.node, &j, &stop, &sources),
         Command::Status(s) => status::run(&args.node, &s, &stop, &sources),
+        Command::Infer(i) => infer::run(&args.node, &i, &stop),
+        Command::Models(m) => infer::models(&args.node, &m, &stop),
         Command::Bench(b) => Ok(bench::run(&args.node, &b, &stop)?),
         Command::BenchEcho { listen } => {
             bench::serve_echo(listen).with_context(|| format!("echo server on {listen}"))

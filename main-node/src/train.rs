@@ -131,6 +131,13 @@ pub struct TrainArgs {
     /// Write the results table as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Publish the trained model under NAME through a model manager: computing nodes started
+    /// with --serve-models fetch and serve it (then `main-node infer NAME ...`).
+    #[arg(long, value_name = "NAME")]
+    publish: Option<String>,
+    /// With --publish: wait until this many nodes serve the model.
+    #[arg(long, default_value_t = 1)]
+    publish_wait_nodes: usize,
     /// Write accuracy (or MSE) and loss per round, per shard and aggregate, as a plot
     /// (`.svg` or `.png`).
     #[arg(long, value_name = "FILE")]
@@ -294,6 +301,9 @@ pub fn run(
             .with_context(|| format!("cannot write {}", out.display()))?;
         println!("model written to {}", out.display());
     }
+    if let Some(name) = &args.publish {
+        publish(node, name, &report, args)?;
+    }
     if let Some(path) = &args.plot {
         plot::write(path, &progress.points(), &report.table.title)
             .with_context(|| format!("cannot write the plot {}", path.display()))?;
@@ -303,6 +313,40 @@ pub fn run(
         std::fs::write(path, serde_json::to_string_pretty(&report.json(&c, wall))?)
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Offers the trained model under `name` and waits until `--publish-wait-nodes` nodes serve it
+/// (the publisher answers their requests for the file meanwhile).
+fn publish(
+    node: &NodeArgs,
+    name: &str,
+    report: &amlip_core::session::TrainReport,
+    args: &TrainArgs,
+) -> anyhow::Result<()> {
+    let file = report
+        .model
+        .file_bytes_with(std::path::Path::new("model.safetensors"), &report.data)?;
+    let publisher = amlip_core::infer::Publisher::start(&node.config("Publisher"))
+        .context("cannot start the model manager")?;
+    let info = publisher.publish(name, file)?;
+    println!(
+        "model {name:?} v{} ({}) published; waiting for {} node(s) to serve it",
+        info.version, info.kind, args.publish_wait_nodes
+    );
+    let served = publisher.wait_served(name, info.version, args.publish_wait_nodes, args.timeout);
+    if served.len() < args.publish_wait_nodes {
+        bail!(
+            "model {name:?} is served by {} node(s) after {:?}, fewer than --publish-wait-nodes {} \
+             (are computing nodes running with --serve-models?)",
+            served.len(),
+            args.timeout,
+            args.publish_wait_nodes
+        );
+    }
+    for s in &served {
+        println!("model {name:?} v{} served by {}", s.info.version, s.by);
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Topic names. AML-IP's are `amlip/` + name (per-node topics end in the node's printed id);
 //! amlip's extension topics start with `amlipx/`, which AML-IP never opens.
 
-use crate::wire::AmlipId;
+use crate::wire::{AmlipId, NodeKind};
 
 /// Where mains ask for an idle computing node.
 pub const JOB_REQUEST_AVAILABILITY: &str = "amlip/job_request_availability";
@@ -24,17 +24,101 @@ pub const FIXED_TOPICS: [(&str, &str); 4] = [
 
 /// Where computing nodes answer a main's availability requests.
 pub fn job_reply_available(main: &AmlipId) -> String {
-    format!("amlip/job_reply_available_{main}")
+    Service::Job.reply_available(main)
 }
 
 /// Where a main sends a job to the chosen computing node.
 pub fn job_task_data(computing: &AmlipId) -> String {
-    format!("amlip/job_task_data_{computing}")
+    Service::Job.task_data(computing)
 }
 
 /// Where computing nodes send solutions to a main.
 pub fn job_task_solution(main: &AmlipId) -> String {
-    format!("amlip/job_task_solution_{main}")
+    Service::Job.task_solution(main)
+}
+
+/// Which of AML-IP's two client/server scenarios a node takes part in. They are one protocol
+/// on different topics: `job` (main and computing nodes) and `inference` (edge and inference
+/// nodes), the base word standing first in every topic name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// Mains send jobs to computing nodes.
+    Job,
+    /// Edge nodes send data to inference nodes.
+    Inference,
+}
+
+impl Service {
+    /// The scenario a node of `kind` takes part in (`None`: neither a client nor a server).
+    pub fn of(kind: NodeKind) -> Option<Self> {
+        match kind {
+            NodeKind::Main | NodeKind::Computing => Some(Service::Job),
+            NodeKind::Edge | NodeKind::Inference => Some(Service::Inference),
+            _ => None,
+        }
+    }
+
+    /// The base word of the topic names.
+    pub fn base(self) -> &'static str {
+        match self {
+            Service::Job => "job",
+            Service::Inference => "inference",
+        }
+    }
+
+    /// The kind of the nodes that send work.
+    pub fn client_kind(self) -> NodeKind {
+        match self {
+            Service::Job => NodeKind::Main,
+            Service::Inference => NodeKind::Edge,
+        }
+    }
+
+    /// The kind of the nodes that serve it.
+    pub fn server_kind(self) -> NodeKind {
+        match self {
+            Service::Job => NodeKind::Computing,
+            Service::Inference => NodeKind::Inference,
+        }
+    }
+
+    /// Where clients ask for an idle server.
+    pub fn request_availability(self) -> String {
+        format!("amlip/{}_request_availability", self.base())
+    }
+
+    /// Where clients say which server takes a task.
+    pub fn task_target(self) -> String {
+        format!("amlip/{}_task_target", self.base())
+    }
+
+    /// Where servers answer a client's availability requests.
+    pub fn reply_available(self, client: &AmlipId) -> String {
+        format!("amlip/{}_reply_available_{client}", self.base())
+    }
+
+    /// Where a client sends work to the chosen server.
+    pub fn task_data(self, server: &AmlipId) -> String {
+        format!("amlip/{}_task_data_{server}", self.base())
+    }
+
+    /// Where servers send solutions to a client.
+    pub fn task_solution(self, client: &AmlipId) -> String {
+        format!("amlip/{}_task_solution_{client}", self.base())
+    }
+}
+
+/// Where model managers and inference nodes announce the models they hold.
+pub const MODEL_STATISTICS: &str = "amlip/model_statistics";
+
+/// Where a model receiver asks the model sender `server` for a model.
+pub fn rpc_request_model(server: &AmlipId) -> String {
+    format!("amlip/rpc_request_model_{server}")
+}
+
+/// Where a model sender answers the model receiver `client`.
+pub fn rpc_reply_model(client: &AmlipId) -> String {
+    format!("amlip/rpc_reply_model_{client}")
 }
 
 /// Chunk stream into a node.
@@ -50,7 +134,9 @@ pub fn credit(sender: &AmlipId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{ModelStatistics, MsData, MsReference, MsRequest, Status, WireType};
+    use crate::wire::{
+        ModelStatistics, MsData, MsReference, MsRequest, RpcReply, RpcRequest, Status, WireType,
+    };
 
     /// Every AML-IP topic and type name amlip uses, as `docs/wire-protocol.md` lists them
     /// (measured against AML-IP v0.3): endpoints match on topic name + type name, so one
@@ -88,6 +174,44 @@ mod tests {
             assert_eq!((topic.as_str(), *ty), (want_topic, want_ty));
         }
         assert_eq!(ModelStatistics::TYPE_NAME, "amlip::AMLIP-MODEL-STATISTICS");
+        assert_eq!(MODEL_STATISTICS, "amlip/model_statistics");
+        assert_eq!(RpcRequest::TYPE_NAME, "amlip::rpc_requestGENERIC");
+        assert_eq!(RpcReply::TYPE_NAME, "amlip::rpc_replyGENERIC");
+        assert_eq!(
+            rpc_request_model(&comp),
+            "amlip/rpc_request_model_Computing.aa.bb.cc.dd"
+        );
+        assert_eq!(
+            rpc_reply_model(&main),
+            "amlip/rpc_reply_model_Main.11.22.33.44"
+        );
+        // The inference scenario: the job protocol with `inference` for `job`.
+        let edge = AmlipId::from_parts("Edge", [1, 2, 3, 4]).unwrap();
+        let inf = AmlipId::from_parts("Inference", [5, 6, 7, 8]).unwrap();
+        let s = Service::Inference;
+        assert_eq!(
+            s.request_availability(),
+            "amlip/inference_request_availability"
+        );
+        assert_eq!(s.task_target(), "amlip/inference_task_target");
+        assert_eq!(
+            s.reply_available(&edge),
+            "amlip/inference_reply_available_Edge.01.02.03.04"
+        );
+        assert_eq!(
+            s.task_data(&inf),
+            "amlip/inference_task_data_Inference.05.06.07.08"
+        );
+        assert_eq!(
+            s.task_solution(&edge),
+            "amlip/inference_task_solution_Edge.01.02.03.04"
+        );
+        assert_eq!(Service::of(NodeKind::Edge), Some(s));
+        assert_eq!(Service::of(NodeKind::Inference), Some(s));
+        assert_eq!(
+            (s.client_kind(), s.server_kind()),
+            (NodeKind::Edge, NodeKind::Inference)
+        );
         for (topic, ty) in FIXED_TOPICS {
             let pinned = spec.contains(&(topic, ty));
             assert!(

@@ -57,6 +57,7 @@ struct ServerHandle {
 impl ServerHandle {
     fn start(
         cfg: NodeConfig,
+        kind: NodeKind,
         capacity: Option<usize>,
     ) -> Result<(Self, std_mpsc::Receiver<WorkItem>), Error> {
         let (commands, rx) = mpsc::unbounded_channel();
@@ -66,7 +67,7 @@ impl ServerHandle {
         let domain = cfg.domain;
         let dropped = Arc::new(DropCounters::default());
         let (id, thread) = start_engine(
-            NodeKind::Computing,
+            kind,
             cfg,
             dropped.clone(),
             "amlip-computing",
@@ -74,7 +75,7 @@ impl ServerHandle {
                 server::run(core, engine_shared, work_tx, rx, capacity, ready, sd)
             },
         )?;
-        tracing::info!(%id, domain, "computing node started");
+        tracing::info!(%id, domain, "{} node started", super::kind_name(kind));
         Ok((
             Self {
                 id,
@@ -157,7 +158,12 @@ impl ComputingNode {
 
     /// A computing node as `cfg` says.
     pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
-        let (handle, work) = ServerHandle::start(cfg, Some(0))?;
+        Self::of_kind(cfg, NodeKind::Computing)
+    }
+
+    /// A server node of `kind` (`Computing`, or `Inference` for the inference topics).
+    pub(crate) fn of_kind(cfg: NodeConfig, kind: NodeKind) -> Result<Self, Error> {
+        let (handle, work) = ServerHandle::start(cfg, kind, Some(0))?;
         Ok(Self {
             handle,
             work: Mutex::new(work),
@@ -230,7 +236,12 @@ impl AsyncComputingNode {
 
     /// A computing node as `cfg` says.
     pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
-        let (handle, work) = ServerHandle::start(cfg, Some(0))?;
+        Self::of_kind(cfg, NodeKind::Computing)
+    }
+
+    /// A server node of `kind` (`Computing`, or `Inference` for the inference topics).
+    pub(crate) fn of_kind(cfg: NodeConfig, kind: NodeKind) -> Result<Self, Error> {
+        let (handle, work) = ServerHandle::start(cfg, kind, Some(0))?;
         Ok(Self {
             handle,
             work: Mutex::new(Some(work)),

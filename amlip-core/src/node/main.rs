@@ -54,20 +54,20 @@ pub(crate) struct ClientHandle {
 }
 
 impl ClientHandle {
-    fn start(cfg: NodeConfig) -> Result<Self, Error> {
+    fn start(cfg: NodeConfig, kind: NodeKind) -> Result<Self, Error> {
         let (commands, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(ClientShared::default());
         let engine_shared = shared.clone();
         let domain = cfg.domain;
         let dropped = Arc::new(DropCounters::default());
         let (id, thread) = start_engine(
-            NodeKind::Main,
+            kind,
             cfg,
             dropped.clone(),
             "amlip-main",
             move |core, ready, sd| client::run(core, engine_shared, rx, ready, sd),
         )?;
-        tracing::info!(%id, domain, "main node started");
+        tracing::info!(%id, domain, "{} node started", super::kind_name(kind));
         Ok(Self {
             id,
             domain,
@@ -157,8 +157,13 @@ impl MainNode {
 
     /// A main node as `cfg` says.
     pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
+        Self::of_kind(cfg, NodeKind::Main)
+    }
+
+    /// A client node of `kind` (`Main`, or `Edge` for the inference topics).
+    pub(crate) fn of_kind(cfg: NodeConfig, kind: NodeKind) -> Result<Self, Error> {
         Ok(Self {
-            handle: ClientHandle::start(cfg)?,
+            handle: ClientHandle::start(cfg, kind)?,
         })
     }
 
@@ -255,7 +260,16 @@ impl AsyncMainNode {
 
     /// An async main node as `cfg` says.
     pub fn with_config(cfg: NodeConfig, listener: impl SolutionListener) -> Result<Self, Error> {
-        let handle = ClientHandle::start(cfg)?;
+        Self::of_kind(cfg, NodeKind::Main, listener)
+    }
+
+    /// A client node of `kind` (`Main`, or `Edge` for the inference topics).
+    pub(crate) fn of_kind(
+        cfg: NodeConfig,
+        kind: NodeKind,
+        listener: impl SolutionListener,
+    ) -> Result<Self, Error> {
+        let handle = ClientHandle::start(cfg, kind)?;
         let (tx, rx) = std_mpsc::channel::<Result<Solution, JobError>>();
         let listener = BoundedThread::spawn("amlip-listener", move || {
             for outcome in rx {

@@ -4,7 +4,9 @@
 //! one engine thread; dropping a node stops both within a bounded time.
 
 mod computing;
+mod inference;
 mod main;
+mod model_manager;
 mod monitor;
 mod status;
 
@@ -18,8 +20,10 @@ pub use crate::protocol::client::{
     ClientStats, RoundTrips, RunningJob, Solution, ROUND_TRIP_BUCKETS, SIZE_CLASSES,
 };
 pub use computing::{AsyncComputingNode, ComputingNode, ComputingProbe, JobReplier, ServedJob};
+pub use inference::{AsyncEdgeNode, AsyncInferenceNode, EdgeNode, InferenceNode};
 pub(crate) use main::ClientHandle;
 pub use main::{AsyncMainNode, MainNode, MainProbe, SolutionListener};
+pub use model_manager::{ModelManagerReceiverNode, ModelManagerSenderNode, ModelReplier};
 pub use monitor::{kind_name, ClusterMonitor, MonitorProbe, NodeView};
 pub use status::StatusNode;
 

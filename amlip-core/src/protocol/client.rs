@@ -19,12 +19,12 @@ use futures::stream::StreamExt;
 use tokio::sync::mpsc;
 
 use super::core::{parse_error_payload, report_start, Inbound, Load, NodeCore, Role};
-use crate::dds::topics;
+
 use crate::error::JobError;
 use crate::runtime::Shutdown;
 use crate::transfer::{Envelope, TransferError};
 use crate::wire::ext::{ChunkKind, JobPhase};
-use crate::wire::{AmlipId, MsReference, MsRequest, NodeKind, NodeState, TaskId};
+use crate::wire::{AmlipId, MsReference, MsRequest, NodeState, TaskId};
 
 /// A job's solution, with the job's task id and the computing node that solved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,7 +317,7 @@ pub(crate) async fn run(
     let start = (|| {
         let ep = core.endpoints();
         ep.requests()?;
-        ep.references(topics::JOB_TASK_TARGET)?;
+        ep.references(&core.service.task_target())?;
         core.subscribe(Role::Client)
     })();
     if let Some(counts) = core.direct_counts() {
@@ -387,7 +387,7 @@ impl ClientEngine {
     async fn write_target(&self, target: &MsReference) -> Result<(), crate::dds::DdsError> {
         self.core
             .endpoints()
-            .references(topics::JOB_TASK_TARGET)?
+            .references(&self.core.service.task_target())?
             .write(target)
             .await
     }
@@ -503,7 +503,7 @@ impl ClientEngine {
             .core
             .peers
             .borrow()
-            .alive_of_kind(NodeKind::Computing, Instant::now());
+            .alive_of_kind(self.core.service.server_kind(), Instant::now());
         alive
             .into_iter()
             .map(|id| {
@@ -640,7 +640,7 @@ impl ClientEngine {
         match ev {
             Inbound::Reply(r) => self.on_reply(r).await,
             Inbound::Payload(env) if env.kind == ChunkKind::Solution => self.on_solution(env).await,
-            Inbound::NewPeer(info) if info.kind == NodeKind::Computing => {
+            Inbound::NewPeer(info) if info.kind == self.core.service.server_kind() => {
                 tracing::info!(node = %info.id, "computing node joined");
                 let now = Instant::now();
                 self.newcomers.push_back((info.id.clone(), now));
@@ -976,7 +976,7 @@ impl ClientEngine {
                     .core
                     .peers
                     .borrow()
-                    .alive_of_kind(NodeKind::Computing, Instant::now())
+                    .alive_of_kind(self.core.service.server_kind(), Instant::now())
                     .len();
                 format!(
                     " (no computing node took it; {alive} computing node(s) known alive on domain {})",
@@ -1009,7 +1009,7 @@ impl ClientEngine {
                 .core
                 .peers
                 .borrow()
-                .alive_of_kind(NodeKind::Computing, now);
+                .alive_of_kind(self.core.service.server_kind(), now);
             tracing::warn!(
                 waiting = self.open_requests + self.queue.len(),
                 computing_nodes_alive = alive.len(),
@@ -1069,6 +1069,6 @@ impl ClientEngine {
         let mut stats = self.shared.stats.lock().expect("stats");
         stats.waiting = self.open_requests + self.queue.len();
         stats.running = running;
-        stats.computing_nodes = peers.alive_of_kind(NodeKind::Computing, now);
+        stats.computing_nodes = peers.alive_of_kind(self.core.service.server_kind(), now);
     }
 }

@@ -12,6 +12,7 @@ use futures::stream::{select_all, LocalBoxStream, SelectAll, StreamExt};
 
 use super::endpoints::Endpoints;
 use crate::config::NodeConfig;
+use crate::dds::topics::Service;
 use crate::dds::{topics, DdsError, DropCounters, ParticipantKey, Profile, Reader, SourceTime};
 use crate::direct::{DirectEvent, DirectPath};
 use crate::peers::PeerTable;
@@ -109,6 +110,8 @@ pub enum Role {
 pub struct NodeCore {
     pub id: AmlipId,
     pub kind: NodeKind,
+    /// The scenario whose topics the node reads and writes (monitors: `Job`, unused).
+    pub service: Service,
     pub cfg: NodeConfig,
     pub peers: RefCell<PeerTable>,
     pub transfers: Transfers,
@@ -135,14 +138,13 @@ impl NodeCore {
         cfg: NodeConfig,
         dropped: Arc<DropCounters>,
     ) -> Result<Rc<Self>, DdsError> {
-        let endpoints = Endpoints::new(&cfg, dropped.clone())?;
+        let service = Service::of(kind).unwrap_or(Service::Job);
+        let endpoints = Endpoints::new(&cfg, service, dropped.clone())?;
         let budget = Rc::new(Budget::new(&cfg.stream));
         let (events, direct_events) = flume::unbounded();
-        let direct = (cfg.extensions
-            && cfg.stream.direct
-            && matches!(kind, NodeKind::Main | NodeKind::Computing))
-        .then(|| DirectPath::start(id.clone(), &cfg, budget.clone(), events))
-        .flatten();
+        let direct = (cfg.extensions && cfg.stream.direct && Service::of(kind).is_some())
+            .then(|| DirectPath::start(id.clone(), &cfg, budget.clone(), events))
+            .flatten();
         Ok(Rc::new(Self {
             peers: RefCell::new(PeerTable::new(id.clone(), cfg.liveness_timeout)),
             transfers: Transfers::new(id.clone(), cfg.stream.clone(), budget),
@@ -150,6 +152,7 @@ impl NodeCore {
             direct_events,
             id,
             kind,
+            service,
             cfg,
             endpoints: RefCell::new(Rc::new(endpoints)),
             dropped,
@@ -168,7 +171,7 @@ impl NodeCore {
     /// keeping all protocol state. For when rustdds has stopped the participant (see
     /// [`endpoints`](super::endpoints)); the caller must subscribe again ([`inbound`](Self::inbound)).
     pub fn revive(&self) -> Result<(), DdsError> {
-        let fresh = Endpoints::new(&self.cfg, self.dropped.clone())?;
+        let fresh = Endpoints::new(&self.cfg, self.service, self.dropped.clone())?;
         *self.endpoints.borrow_mut() = Rc::new(fresh);
         self.prepared.borrow_mut().clear();
         Ok(())
@@ -265,10 +268,9 @@ impl NodeCore {
     /// chunk-stream writers too for amlip peers. At most `MAX_PREPARED` peers are prepared this
     /// way (statuses are cheap to forge); others get their writers on first use.
     pub fn prepare_writers_to(&self, peer: &AmlipId, kind: NodeKind, info: Option<&NodeInfo>) {
-        if !matches!(
-            (self.kind, kind),
-            (NodeKind::Main, NodeKind::Computing) | (NodeKind::Computing, NodeKind::Main)
-        ) {
+        let (client, server) = (self.service.client_kind(), self.service.server_kind());
+        let pair = (self.kind, kind);
+        if pair != (client, server) && pair != (server, client) {
             return;
         }
         {
@@ -283,12 +285,13 @@ impl NodeCore {
             }
         }
         let ep = self.endpoints();
-        let result = match self.kind {
-            NodeKind::Main => ep.payloads(&topics::job_task_data(peer)).map(drop),
-            _ => ep
-                .references(&topics::job_reply_available(peer))
-                .and_then(|_| ep.payloads(&topics::job_task_solution(peer)))
-                .map(drop),
+        let service = self.service;
+        let result = if self.kind == client {
+            ep.payloads(&service.task_data(peer)).map(drop)
+        } else {
+            ep.references(&service.reply_available(peer))
+                .and_then(|_| ep.payloads(&service.task_solution(peer)))
+                .map(drop)
         };
         let result = result.and_then(|_| {
             let Some(peer) = info else { return Ok(()) };
@@ -408,8 +411,8 @@ impl NodeCore {
                 .await;
         }
         let topic = match env.kind {
-            ChunkKind::Job => topics::job_task_data(peer),
-            ChunkKind::Solution => topics::job_task_solution(peer),
+            ChunkKind::Job => self.service.task_data(peer),
+            ChunkKind::Solution => self.service.task_solution(peer),
             ChunkKind::Handoff => {
                 return Err(crate::direct::DirectError::Unreachable {
                     peer: peer.clone(),
@@ -481,29 +484,33 @@ impl NodeCore {
             Role::Client => {
                 streams.push(
                     decoded(p.reader::<MsReference>(
-                        &topics::job_reply_available(me),
+                        &self.service.reply_available(me),
                         Profile::JobControl,
                     )?)
                     .map(|s| Inbound::Reply(s.value))
                     .boxed_local(),
                 );
-                streams.push(self.payload_stream(&topics::job_task_solution(me))?);
+                streams.push(
+                    self.payload_stream(&self.service.task_solution(me), ChunkKind::Solution)?,
+                );
             }
             Role::Server => {
                 streams.push(
                     decoded(p.reader::<MsRequest>(
-                        topics::JOB_REQUEST_AVAILABILITY,
+                        &self.service.request_availability(),
                         Profile::JobControl,
                     )?)
                     .map(|s| Inbound::Request(s.value, s.written_at, s.from))
                     .boxed_local(),
                 );
                 streams.push(
-                    decoded(p.reader::<MsReference>(topics::JOB_TASK_TARGET, Profile::JobControl)?)
-                        .map(|s| Inbound::Target(s.value))
-                        .boxed_local(),
+                    decoded(
+                        p.reader::<MsReference>(&self.service.task_target(), Profile::JobControl)?,
+                    )
+                    .map(|s| Inbound::Target(s.value))
+                    .boxed_local(),
                 );
-                streams.push(self.payload_stream(&topics::job_task_data(me))?);
+                streams.push(self.payload_stream(&self.service.task_data(me), ChunkKind::Job)?);
             }
             Role::Monitor => {}
         }
@@ -598,12 +605,11 @@ impl NodeCore {
         Ok(streams)
     }
 
-    fn payload_stream(&self, topic: &str) -> Result<LocalBoxStream<'static, Inbound>, DdsError> {
-        let kind = if topic.starts_with("amlip/job_task_data_") {
-            ChunkKind::Job
-        } else {
-            ChunkKind::Solution
-        };
+    fn payload_stream(
+        &self,
+        topic: &str,
+        kind: ChunkKind,
+    ) -> Result<LocalBoxStream<'static, Inbound>, DdsError> {
         Ok(decoded(
             self.endpoints()
                 .participant

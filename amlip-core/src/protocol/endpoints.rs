@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::NodeConfig;
+use crate::dds::topics::Service;
 use crate::dds::{topics, DdsError, DropCounters, Participant, Profile, Writer};
 use crate::wire::ext::{Chunk, Credit, NodeInfo};
 use crate::wire::{AmlipId, MsData, MsReference, MsRequest, Status, WireType};
@@ -124,12 +125,18 @@ pub struct Endpoints {
     payloads: WriterCache<MsData>,
     streams: StreamWriters,
     credits: WriterCache<Credit>,
+    /// Whose topics `requests` writes on.
+    service: Service,
     // Last: fields drop in order, and writers must go before their participant.
     pub participant: Participant,
 }
 
 impl Endpoints {
-    pub fn new(cfg: &NodeConfig, dropped: Arc<DropCounters>) -> Result<Self, DdsError> {
+    pub fn new(
+        cfg: &NodeConfig,
+        service: Service,
+        dropped: Arc<DropCounters>,
+    ) -> Result<Self, DdsError> {
         let participant = Participant::with_counters(cfg.domain, &cfg.network, dropped)?;
         let status = participant.writer::<Status>(topics::STATUS, Profile::Status)?;
         let info = if cfg.extensions {
@@ -145,6 +152,7 @@ impl Endpoints {
             payloads: WriterCache::new(Profile::JobPayload),
             streams: StreamWriters::default(),
             credits: WriterCache::new(Profile::Credit),
+            service,
             participant,
         })
     }
@@ -152,7 +160,7 @@ impl Endpoints {
     /// The availability-request writer (mains).
     pub fn requests(&self) -> Result<Rc<Writer<MsRequest>>, DdsError> {
         self.requests
-            .get(&self.participant, topics::JOB_REQUEST_AVAILABILITY)
+            .get(&self.participant, &self.service.request_availability())
     }
 
     /// A writer of `ms_reference` (targets, availability answers).

@@ -20,13 +20,12 @@ use tokio::sync::mpsc;
 
 use super::core::{error_payload, report_start, Inbound, Load, NodeCore, Role};
 use super::requests::{Key, OpenRequests, Pending, Verdict};
-use crate::dds::topics;
 use crate::job::{Job, JobContext};
 use crate::peers::PeerTable;
 use crate::runtime::Shutdown;
 use crate::transfer::Envelope;
 use crate::wire::ext::{ChunkKind, JobPhase, JobProgress};
-use crate::wire::{AmlipId, MsReference, NodeKind, NodeState, TaskId};
+use crate::wire::{AmlipId, MsReference, NodeState, TaskId};
 
 /// A job handed to a worker, with its context.
 pub(crate) struct WorkItem {
@@ -295,8 +294,12 @@ impl ServerEngine {
 
     async fn on_inbound(&mut self, ev: Inbound) {
         match ev {
-            Inbound::NewPeer(info) if info.kind == NodeKind::Main => self.heard_main(&info.id),
-            Inbound::Status(s) if s.node_kind == NodeKind::Main => self.heard_main(&s.id),
+            Inbound::NewPeer(info) if info.kind == self.core.service.client_kind() => {
+                self.heard_main(&info.id)
+            }
+            Inbound::Status(s) if s.node_kind == self.core.service.client_kind() => {
+                self.heard_main(&s.id)
+            }
             Inbound::Request(r, written_at, from) => {
                 let key = (r.client_id, r.task_id);
                 if !self.taken.contains(&key) && !self.replied.contains(&key) {
@@ -420,7 +423,7 @@ impl ServerEngine {
             .peers
             .borrow()
             .info(&key.0)
-            .is_some_and(|i| i.kind == NodeKind::Main);
+            .is_some_and(|i| i.kind == self.core.service.client_kind());
         if !known {
             tracing::warn!(main = %key.0, task = key.1, "job handed by a main this node has not heard; ignored");
             return;
@@ -529,7 +532,7 @@ impl ServerEngine {
         let written = match self
             .core
             .endpoints()
-            .references(&topics::job_reply_available(&key.0))
+            .references(&self.core.service.reply_available(&key.0))
         {
             Ok(w) => w.write(&reply).await,
             Err(e) => Err(e),
@@ -549,7 +552,7 @@ impl ServerEngine {
             .core
             .peers
             .borrow()
-            .alive_of_kind(NodeKind::Computing, now);
+            .alive_of_kind(self.core.service.server_kind(), now);
         nodes.push(self.core.id.clone());
         nodes.sort();
         nodes.iter().position(|n| *n == self.core.id).unwrap_or(0)

@@ -230,6 +230,40 @@ impl WireType for MsData {
     }
 }
 
+/// `amlip::rpc_requestGENERIC`: a model receiver asks a model sender for a model. The
+/// layout is `ms_data_GENERIC`'s (`client_id` is the receiver, `server_id` the sender); only
+/// the type name differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcRequest(pub MsData);
+
+/// `amlip::rpc_replyGENERIC`: a model sender's answer, laid out as `ms_data_GENERIC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcReply(pub MsData);
+
+impl WireType for RpcRequest {
+    const TYPE_NAME: &'static str = "amlip::rpc_requestGENERIC";
+
+    fn encode(&self) -> Vec<u8> {
+        self.0.encode()
+    }
+
+    fn decode(body: &Bytes, order: ByteOrder) -> Result<Self, WireError> {
+        MsData::decode(body, order).map(Self)
+    }
+}
+
+impl WireType for RpcReply {
+    const TYPE_NAME: &'static str = "amlip::rpc_replyGENERIC";
+
+    fn encode(&self) -> Vec<u8> {
+        self.0.encode()
+    }
+
+    fn decode(body: &Bytes, order: ByteOrder) -> Result<Self, WireError> {
+        MsData::decode(body, order).map(Self)
+    }
+}
+
 impl WireType for Status {
     const TYPE_NAME: &'static str = "amlip::status";
 

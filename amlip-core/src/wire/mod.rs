@@ -14,7 +14,10 @@ use bytes::Bytes;
 
 pub use cdr::ByteOrder;
 pub use id::{AmlipId, IdError, TaskId};
-pub use messages::{ModelStatistics, MsData, MsReference, MsRequest, NodeKind, NodeState, Status};
+pub use messages::{
+    ModelStatistics, MsData, MsReference, MsRequest, NodeKind, NodeState, RpcReply, RpcRequest,
+    Status,
+};
 
 /// Why a sample's bytes could not be decoded. Always names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,306 @@
+//! What inference requests, answers, model announcements and model requests carry.
+//!
+//! - A request is an amlip payload of kind `infer`, parameters `{"model": NAME}`, its inputs as
+//!   named tensors; the answer is kind `infer_result`, parameters `{"model", "version"}`, the
+//!   outputs as named tensors. Both are safetensors, so Python writes and reads them directly.
+//! - AML-IP's own edge nodes send text: a JSON list of pixel values (an MNIST image: 784
+//!   integers 0..255), or `{"model": NAME, "input": [...]}`; the answer is the class as text.
+//! - A model announcement (the blob of `amlip/model_statistics`) is JSON:
+//!   `{"amlip_model": "sender"|"server", "info": {name, kind, version, inputs, outputs, ...}}`.
+//!   `sender`: a model manager offers the file; `server`: an inference node serves it.
+//! - A model request (the RPC's data) is JSON `{"model": NAME}`; the reply is the model file.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::model::ModelInfo;
+use crate::payload::{DType, Payload, PayloadError, Tensor};
+
+/// The request payload's kind.
+pub const REQUEST_KIND: &str = "infer";
+/// The answer payload's kind.
+pub const ANSWER_KIND: &str = "infer_result";
+/// Largest announcement blob read (a model's description, not the model).
+const MAX_ANNOUNCEMENT: usize = 64 << 10;
+/// Most values in a plain-text request.
+const MAX_TEXT_VALUES: usize = 1 << 20;
+
+/// A request: which model, and its inputs.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The model's name.
+    pub model: String,
+    /// Its inputs, by name.
+    pub inputs: BTreeMap<String, Tensor>,
+}
+
+impl Request {
+    /// The request's payload bytes.
+    pub fn to_bytes(&self) -> Result<Bytes, PayloadError> {
+        let mut p = Payload::new(REQUEST_KIND).with_params(&json!({"model": self.model}))?;
+        for (name, t) in &self.inputs {
+            p.insert(name, t.clone());
+        }
+        p.encode()
+    }
+
+    /// A request from its payload.
+    pub fn from_payload(p: &Payload) -> Result<Self, PayloadError> {
+        p.expect_kind(REQUEST_KIND)?;
+        let model = p.params_json()["model"]
+            .as_str()
+            .ok_or_else(|| PayloadError::Params {
+                kind: REQUEST_KIND.into(),
+                message: "no \"model\" name".into(),
+            })?
+            .to_owned();
+        Ok(Self {
+            model,
+            inputs: p.tensors().clone(),
+        })
+    }
+}
+
+/// An answer: the model that gave it and its outputs.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The model's name.
+    pub model: String,
+    /// The version that answered.
+    pub version: u64,
+    /// Its outputs, by name.
+    pub outputs: BTreeMap<String, Tensor>,
+}
+
+impl Answer {
+    /// An answer from its payload bytes.
+    pub fn from_bytes(data: &Bytes) -> Result<Self, PayloadError> {
+        let p = Payload::decode(data)?;
+        p.expect_kind(ANSWER_KIND)?;
+        Ok(Self {
+            model: p.params_json()["model"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            version: p.params_json()["version"].as_u64().unwrap_or(0),
+            outputs: p.tensors().clone(),
+        })
+    }
+}
+
+/// The answer payload for `outputs` of the model `info`.
+pub fn answer(info: &ModelInfo, outputs: BTreeMap<String, Tensor>) -> Result<Bytes, PayloadError> {
+    let mut p = Payload::new(ANSWER_KIND)
+        .with_params(&json!({"model": info.name, "version": info.version}))?;
+    for (name, t) in outputs {
+        p.insert(&name, t);
+    }
+    p.encode()
+}
+
+/// A plain-text request: the model named, if any, and the values.
+pub fn parse_text_request(data: &[u8]) -> Result<(Option<String>, Vec<f32>), String> {
+    const EXPECTED: &str = "expected an MNIST image as a JSON list of 784 integers 0..255, or \
+                            {\"model\": NAME, \"input\": [...]}";
+    let text = std::str::from_utf8(data).map_err(|_| format!("not text; {EXPECTED}"))?;
+    if text.len() > MAX_TEXT_VALUES * 8 {
+        return Err(format!(
+            "{} bytes of text is too long a request",
+            text.len()
+        ));
+    }
+    let v: Value = serde_json::from_str(text.trim_end_matches('\0'))
+        .map_err(|e| format!("not JSON ({e}); {EXPECTED}"))?;
+    let (model, values) = match &v {
+        Value::Array(_) => (None, &v),
+        Value::Object(o) => (
+            o.get("model").and_then(Value::as_str).map(str::to_owned),
+            o.get("input")
+                .ok_or_else(|| format!("no \"input\"; {EXPECTED}"))?,
+        ),
+        _ => return Err(EXPECTED.into()),
+    };
+    let mut out = Vec::new();
+    flatten(values, &mut out).map_err(|e| format!("{e}; {EXPECTED}"))?;
+    if out.is_empty() {
+        return Err(format!("no values; {EXPECTED}"));
+    }
+    Ok((model, out))
+}
+
+fn flatten(v: &Value, out: &mut Vec<f32>) -> Result<(), String> {
+    match v {
+        Value::Array(a) => a.iter().try_for_each(|x| flatten(x, out)),
+        Value::Number(n) => {
+            if out.len() >= MAX_TEXT_VALUES {
+                return Err("too many values".into());
+            }
+            let x = n.as_f64().unwrap_or(f64::NAN) as f32;
+            if !x.is_finite() {
+                return Err(format!("{n} is not a finite number"));
+            }
+            out.push(x);
+            Ok(())
+        }
+        other => Err(format!("{other} is not a number")),
+    }
+}
+
+/// One sample of values as a request tensor: bytes when they are all integers 0..255 (image
+/// pixels), else f32.
+pub fn pixels_tensor(values: &[f32]) -> Tensor {
+    if values
+        .iter()
+        .all(|v| v.fract() == 0.0 && (0.0..=255.0).contains(v))
+    {
+        let bytes: Vec<u8> = values.iter().map(|v| *v as u8).collect();
+        Tensor::new(DType::U8, &[1, values.len()], bytes).expect("sized")
+    } else {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Tensor::new(DType::F32, &[1, values.len()], bytes).expect("sized")
+    }
+}
+
+/// The text answer to a plain request: the first sample's class (its name when the model has
+/// class names), else the first output's values as JSON.
+pub fn label_text(info: &ModelInfo, outputs: &BTreeMap<String, Tensor>) -> String {
+    if let Some(t) = outputs
+        .get("label")
+        .filter(|t| t.dtype() == DType::I64 && !t.is_empty())
+    {
+        let c = i64::from_le_bytes(t.bytes()[..8].try_into().expect("8 bytes"));
+        return usize::try_from(c)
+            .ok()
+            .and_then(|c| info.classes.get(c).cloned())
+            .unwrap_or_else(|| c.to_string());
+    }
+    let first = outputs.values().next();
+    match first {
+        Some(t) if t.dtype() == DType::F32 => {
+            let v: Vec<f32> = t
+                .bytes()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                .collect();
+            serde_json::to_string(&v).unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Who announces a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A model manager offering the file.
+    Sender,
+    /// An inference node serving it.
+    Server,
+}
+
+/// A model announcement's blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    /// Who says it.
+    #[serde(rename = "amlip_model")]
+    pub role: Role,
+    /// The model.
+    pub info: ModelInfo,
+}
+
+impl Announcement {
+    /// The blob's bytes (JSON text, readable by AML-IP's Python nodes).
+    pub fn to_bytes(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("serialises"))
+    }
+
+    /// Reads a blob; says what is wrong with one that is not amlip's.
+    pub fn parse(data: &[u8]) -> Result<Self, String> {
+        if data.len() > MAX_ANNOUNCEMENT {
+            return Err(format!(
+                "{} bytes is too long for a model announcement",
+                data.len()
+            ));
+        }
+        let a: Self = serde_json::from_slice(data)
+            .map_err(|e| format!("not an amlip model announcement ({e})"))?;
+        if a.info.name.is_empty() || a.info.inputs.is_empty() {
+            return Err("a model announcement without a name or inputs".into());
+        }
+        Ok(a)
+    }
+}
+
+/// The RPC data asking for the model `name`.
+pub fn model_request(name: &str) -> Bytes {
+    Bytes::from(json!({ "model": name }).to_string())
+}
+
+/// The model name an RPC request asks for.
+pub fn parse_model_request(data: &[u8]) -> Result<String, String> {
+    let v: Value = serde_json::from_slice(data)
+        .map_err(|e| format!("a model request must be JSON {{\"model\": NAME}} ({e})"))?;
+    v["model"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "a model request must be JSON {\"model\": NAME}".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_requests_parse_or_say_what_is_expected() {
+        let (m, v) = parse_text_request(b"[0, 12, 255]").unwrap();
+        assert_eq!((m, v), (None, vec![0.0, 12.0, 255.0]));
+        let (m, v) = parse_text_request(br#"{"model": "mnist", "input": [[1, 2]]}"#).unwrap();
+        assert_eq!((m.as_deref(), v.len()), (Some("mnist"), 2));
+        for bad in [
+            &b"hello"[..],
+            b"[\"a\"]",
+            b"[]",
+            b"{\"model\": \"x\"}",
+            b"\xff\xfe",
+        ] {
+            let e = parse_text_request(bad).unwrap_err();
+            assert!(e.contains("expected an MNIST image"), "{e}");
+        }
+        assert_eq!(pixels_tensor(&[1.0, 2.0]).dtype(), DType::U8);
+        assert_eq!(pixels_tensor(&[0.5]).dtype(), DType::F32);
+    }
+
+    #[test]
+    fn announcements_round_trip_and_garbage_is_named() {
+        let a = Announcement {
+            role: Role::Server,
+            info: ModelInfo {
+                name: "mnist".into(),
+                kind: "onnx".into(),
+                version: 3,
+                inputs: vec![super::super::model::TensorSpec {
+                    name: "input".into(),
+                    dtype: "f32".into(),
+                    shape: vec![None, Some(784)],
+                }],
+                outputs: vec![],
+                bytes: 10,
+                classes: vec![],
+            },
+        };
+        assert_eq!(Announcement::parse(&a.to_bytes()).unwrap(), a);
+        for bad in [
+            &b"{}"[..],
+            b"\x00\x01garbage",
+            b"{\"amlip_model\": \"server\"}",
+        ] {
+            let e = Announcement::parse(bad).unwrap_err();
+            assert!(e.contains("not an amlip model announcement"), "{e}");
+        }
+        assert_eq!(parse_model_request(&model_request("x")).unwrap(), "x");
+        assert!(parse_model_request(b"nope").is_err());
+    }
+}
