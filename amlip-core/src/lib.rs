@@ -16,7 +16,8 @@
 //! - `protocol`: the job protocol's state machines (main side and computing side).
 //! - `runtime`: the threads a node owns and how they stop.
 //! - [`node`]: the public API: `MainNode`, `AsyncMainNode`, `ComputingNode`,
-//!   `AsyncComputingNode`, `StatusNode`, configured by [`config`].
+//!   `AsyncComputingNode`, `StatusNode`, AML-IP's edge, inference and model-manager nodes,
+//!   configured by [`config`].
 //! - [`job`]: what a computing node's code sees of a job (`Job`, `JobContext`).
 //! - [`batch`]: many jobs from one main, consumed as they finish (iterator or `Stream`), with
 //!   progress events; [`cancel`]: the token that stops a batch or session early.
@@ -27,6 +28,8 @@
 //!   built-in kinds (`aml_train`, `mlp_train`, AML-IP's plain jobs).
 //! - [`session`]: training sessions a main runs: FedAvg of any model, AML on shards, the MLP
 //!   sized from the data (classes or regression); their reports.
+//! - [`infer`]: serving models (ONNX through tract, amlip's own) to edge nodes over AML-IP's
+//!   inference topics, publishing them through model managers, SmartSim-style sessions.
 //!
 //! Beside them, knowing nothing of DDS:
 //! - [`dataset`]: data sets from CSV, numpy, safetensors and IDX files (MNIST's among them),

@@ -86,3 +86,11 @@ fn the_readme_shows_the_python_example_as_it_is() {
         "README.md must show examples/python/mlp_job.py as it is"
     );
 }
+
+#[test]
+fn inference_session() {
+    let out = run("inference_session", &domain());
+    assert!(out.contains("cnn: output [1, 10]"), "{out}");
+    assert!(out.contains("kmeans: clusters Some([10])"), "{out}");
+    assert!(out.contains("forest: prediction"), "{out}");
+}

@@ -3,6 +3,8 @@
 // layouts, QoS and message sequence); no AML-IP source. Roles:
 //
 //   peer main      --domain D --name N --jobs J --size S [--async]   AML-IP's (Async)MainNode
+//   peer edge      --domain D --name N --jobs J --payload TEXT       AML-IP's EdgeNode (the same
+//                                                   protocol on the `inference` topics)
 //   peer computing --domain D --name N [--max-jobs M]                AML-IP's ComputingNode
 //   peer status    --domain D --name N [--seconds T]                 AML-IP's StatusNode
 //
@@ -16,6 +18,7 @@
 // Output, one line per event, for the tests to read:
 //   ready <id>
 //   job <i> task <t> bytes <n> ms <round trip> by <computing id>
+//   answer <i> <the solution as text>          (with --payload)
 //   summary jobs <n> ok <n> median_ms <m> total_ms <t>
 //   served <main id> <task> bytes <n>
 //   status <id> kind <k> state <s>
@@ -228,7 +231,7 @@ struct Status {  // amlip::status
     bool read(CdrIn& r) { return id.read(r) && r.u32(kind) && r.u32(state); }
 };
 
-enum Kind : uint32_t { KIND_MAIN = 3, KIND_COMPUTING = 4, KIND_STATUS = 5 };
+enum Kind : uint32_t { KIND_MAIN = 3, KIND_COMPUTING = 4, KIND_STATUS = 5, KIND_EDGE = 7 };
 enum State : uint32_t { STATE_RUNNING = 1, STATE_DROPPED = 3 };
 
 // A TopicDataType serializing T by hand, as AML-IP does: CDR_LE header, body padded to 4.
@@ -429,15 +432,18 @@ static bool await_sample(Node& node, DataReader* reader, uint64_t& seen,
     return found;
 }
 
+// A main on the `job` topics, or (base "inference") an edge node. With `payload`, every job
+// carries it and the answer is printed as text; else jobs of `size` letters are checked upper-cased.
 static int run_main(int domain, const std::string& name, int jobs, size_t size, bool async_mode,
-                    int timeout_s) {
-    Node node(domain, name, KIND_MAIN);
-    DataWriter* requests = node.writer("amlip/job_request_availability", "amlip::ms_request");
-    DataWriter* targets = node.writer("amlip/job_task_target", "amlip::ms_reference");
+                    int timeout_s, const std::string& base, const std::string& payload) {
+    Node node(domain, name, base == "job" ? KIND_MAIN : KIND_EDGE);
+    const std::string t = "amlip/" + base;
+    DataWriter* requests = node.writer(t + "_request_availability", "amlip::ms_request");
+    DataWriter* targets = node.writer(t + "_task_target", "amlip::ms_reference");
     DataReader* replies =
-        node.reader("amlip/job_reply_available_" + node.id.str(), "amlip::ms_reference");
+        node.reader(t + "_reply_available_" + node.id.str(), "amlip::ms_reference");
     DataReader* solutions =
-        node.reader("amlip/job_task_solution_" + node.id.str(), "amlip::ms_data_GENERIC");
+        node.reader(t + "_task_solution_" + node.id.str(), "amlip::ms_data_GENERIC");
     std::printf("ready %s\n", node.id.str().c_str());
     std::fflush(stdout);
     std::vector<double> times;
@@ -462,9 +468,13 @@ static int run_main(int domain, const std::string& name, int jobs, size_t size, 
         job.client = node.id;
         job.task = req.task;
         job.server = chosen.server;
-        job.data.resize(size);
-        for (size_t k = 0; k < size; ++k) job.data[k] = uint8_t('a' + (i + k) % 26);
-        node.writer("amlip/job_task_data_" + chosen.server.str(), "amlip::ms_data_GENERIC")
+        if (payload.empty()) {
+            job.data.resize(size);
+            for (size_t k = 0; k < size; ++k) job.data[k] = uint8_t('a' + (i + k) % 26);
+        } else {
+            job.data.assign(payload.begin(), payload.end());
+        }
+        node.writer(t + "_task_data_" + chosen.server.str(), "amlip::ms_data_GENERIC")
             ->write(&job);
         Data sol;
         if (!await_sample(node, solutions, seen, deadline, req, sol)) {
@@ -472,8 +482,11 @@ static int run_main(int domain, const std::string& name, int jobs, size_t size, 
                         chosen.server.str().c_str(), timeout_s);
             break;
         }
-        bool right = sol.data.size() == size;
-        for (size_t k = 0; right && k < size; ++k)
+        if (!payload.empty()) {
+            std::printf("answer %d %s\n", i, std::string(sol.data.begin(), sol.data.end()).c_str());
+        }
+        bool right = !payload.empty() || sol.data.size() == size;
+        for (size_t k = 0; payload.empty() && right && k < size; ++k)
             right = sol.data[k] == uint8_t('A' + (i + k) % 26);
         double ms = ms_since(start);
         times.push_back(ms);
@@ -577,8 +590,8 @@ static int run_status(int domain, const std::string& name, int seconds) {
 
 static void usage() {
     std::fprintf(stderr,
-                 "usage: peer main|computing|status --domain D [--name N] [--jobs J] [--size S]\n"
-                 "            [--async] [--max-jobs M] [--seconds T] [--timeout T]\n");
+                 "usage: peer main|edge|computing|status --domain D [--name N] [--jobs J] [--size S]\n"
+                 "            [--async] [--max-jobs M] [--seconds T] [--timeout T] [--payload TEXT]\n");
 }
 
 int main(int argc, char** argv) {
@@ -590,7 +603,11 @@ int main(int argc, char** argv) {
     int domain = -1, jobs = 10, max_jobs = 0, seconds = 60, timeout_s = 120;
     size_t size = 1000;
     bool async_mode = false;
-    std::string name = role == "main" ? "FastMain" : role == "computing" ? "FastComputing" : "FastStatus";
+    std::string payload;
+    std::string name = role == "main"        ? "FastMain"
+                       : role == "edge"      ? "FastEdge"
+                       : role == "computing" ? "FastComputing"
+                                             : "FastStatus";
     for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -608,6 +625,7 @@ int main(int argc, char** argv) {
         else if (a == "--max-jobs") max_jobs = std::stoi(next());
         else if (a == "--seconds") seconds = std::stoi(next());
         else if (a == "--timeout") timeout_s = std::stoi(next());
+        else if (a == "--payload") payload = next();
         else {
             usage();
             return 2;
@@ -620,7 +638,10 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, [](int) { g_stop = true; });
     std::signal(SIGTERM, [](int) { g_stop = true; });
     try {
-        if (role == "main") return run_main(domain, name, jobs, size, async_mode, timeout_s);
+        if (role == "main")
+            return run_main(domain, name, jobs, size, async_mode, timeout_s, "job", payload);
+        if (role == "edge")
+            return run_main(domain, name, jobs, size, async_mode, timeout_s, "inference", payload);
         if (role == "computing") return run_computing(domain, name, max_jobs, timeout_s);
         if (role == "status") return run_status(domain, name, seconds);
     } catch (const std::exception& e) {

@@ -1,6 +1,6 @@
 //! amlip against a Fast DDS peer that speaks AML-IP v0.3 on the wire (`interop/fastdds-peer`):
-//! its main, computing node and status watcher with amlip's binaries, both ways, every job
-//! checked. The peer is built by `interop/fastdds-peer/build.sh` (after `apt-get install
+//! its main, computing node, edge node and status watcher with amlip's binaries, both ways,
+//! every job checked. The peer is built by `interop/fastdds-peer/build.sh` (after `apt-get install
 //! libfastrtps-dev libfastcdr-dev`); without it these tests say so and pass, unless
 //! `AMLIP_INTEROP_REQUIRED` is set (`.ci/run` sets it, so CI never skips them).
 
@@ -116,6 +116,57 @@ fn a_peer_main_sends_jobs_to_an_amlip_computing_node() {
         assert_eq!(out.matches(" by C.").count(), jobs, "{out}");
     }
     assert!(node.has_line("working on job"));
+}
+
+/// AML-IP's edge nodes send text; an amlip inference node serving an MNIST model answers an
+/// image (a JSON list of 784 pixels) with its digit, as the model predicts it.
+#[test]
+fn a_peer_edge_node_gets_digits_from_an_amlip_inference_node() {
+    let Some(bin) = peer() else { return };
+    let d = domain();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model_file = root.join("datasets/fixtures/onnx/mlp-mnist.safetensors");
+    let spec = format!("mnist={}", model_file.display());
+    let node = computing("C", &d, &["--model", &spec]);
+    assert!(
+        node.wait_for("inference node ", Duration::from_secs(60)),
+        "{}",
+        node.output()
+    );
+    let data = amlip_core::dataset::load_splits(
+        &root.join("datasets/mnist"),
+        None,
+        0.2,
+        1,
+        &Default::default(),
+    )
+    .unwrap()
+    .test;
+    let pixels = data.pixels().unwrap();
+    let model = amlip_core::infer::Model::load(&model_file, None).unwrap();
+    for i in 0..3 {
+        let row: Vec<u8> = pixels.row(i).to_vec();
+        let input = amlip_core::payload::Tensor::new(
+            amlip_core::payload::DType::U8,
+            &[1, 784],
+            row.clone(),
+        )
+        .unwrap();
+        let out = model.run(&[("input".to_string(), input)].into()).unwrap();
+        let want = i64::from_le_bytes(out["label"].bytes()[..8].try_into().unwrap());
+        let payload = serde_json::to_string(&row).unwrap();
+        let mut edge = spawn_peer(
+            &bin,
+            "edge",
+            "FastEdge",
+            &d,
+            &["--jobs", "1", "--payload", &payload, "--timeout", "120"],
+        );
+        let status = edge.wait_exit(Duration::from_secs(300)).expect("edge ends");
+        let out = edge.output();
+        assert!(status.success(), "{out}");
+        assert!(out.contains(&format!("answer 0 {want}\n")), "image {i}: want {want}:\n{out}");
+    }
 }
 
 #[test]

@@ -125,10 +125,12 @@ impl ModelServer {
             Some(name) => self.model(&name)?,
             None => self.image_model(pixels.len())?,
         };
-        let outputs = model.run(&BTreeMap::from([(
-            "input".to_string(),
-            wire::pixels_tensor(&pixels),
-        )]))?;
+        let spec = &model.info().inputs[0];
+        let input = wire::fit_to(&pixels, spec).map_err(|why| InferError::Input {
+            name: model.info().name.clone(),
+            why,
+        })?;
+        let outputs = model.run(&BTreeMap::from([(spec.name.clone(), input)]))?;
         Ok(Bytes::from(wire::label_text(model.info(), &outputs)))
     }
 
@@ -139,7 +141,8 @@ impl ModelServer {
             .values()
             .filter(|m| {
                 let i = &m.info().inputs;
-                i.len() == 1 && i[0].shape.last().copied().flatten() == Some(width)
+                let per_sample: Option<usize> = i.first().and_then(|s| s.shape.iter().skip(1).copied().product());
+                i.len() == 1 && per_sample == Some(width)
             })
             .collect();
         match fits.as_slice() {

@@ -164,30 +164,65 @@ pub fn pixels_tensor(values: &[f32]) -> Tensor {
     }
 }
 
+/// One sample of values as the model's input `spec`: shaped `[1, ...]` as it takes them, as
+/// bytes for byte inputs, and for float inputs scaled from pixels (integers 0..255) to 0..1,
+/// as PyTorch and Keras MNIST models take them (other values as they are).
+pub fn fit_to(values: &[f32], spec: &super::TensorSpec) -> Result<Tensor, String> {
+    let rest: Vec<Option<usize>> = spec.shape.iter().skip(1).copied().collect();
+    let fixed = rest.iter().all(Option::is_some)
+        && rest.iter().map(|d| d.unwrap_or(1)).product::<usize>() == values.len();
+    let mut shape = vec![1];
+    if fixed {
+        shape.extend(rest.iter().map(|d| d.unwrap_or(1)));
+    } else {
+        shape.push(values.len());
+    }
+    let pixels = values
+        .iter()
+        .all(|v| v.fract() == 0.0 && (0.0..=255.0).contains(v));
+    let bytes: Vec<u8> = match spec.dtype.as_str() {
+        "u8" if pixels => values.iter().map(|v| *v as u8).collect(),
+        "f32" => values
+            .iter()
+            .flat_map(|v| (if pixels { v / 255.0 } else { *v }).to_le_bytes())
+            .collect(),
+        _ => return Ok(pixels_tensor(values)),
+    };
+    let dtype = if spec.dtype == "u8" { DType::U8 } else { DType::F32 };
+    Tensor::new(dtype, &shape, bytes).map_err(|e| e.to_string())
+}
+
 /// The text answer to a plain request: the first sample's class (its name when the model has
-/// class names), else the first output's values as JSON.
+/// class names), from a `label` output or else the highest of a score row; otherwise the first
+/// output's values as JSON (a regression's prediction).
 pub fn label_text(info: &ModelInfo, outputs: &BTreeMap<String, Tensor>) -> String {
-    if let Some(t) = outputs
-        .get("label")
-        .filter(|t| t.dtype() == DType::I64 && !t.is_empty())
-    {
-        let c = i64::from_le_bytes(t.bytes()[..8].try_into().expect("8 bytes"));
-        return usize::try_from(c)
+    let name = |c: i64| {
+        usize::try_from(c)
             .ok()
             .and_then(|c| info.classes.get(c).cloned())
-            .unwrap_or_else(|| c.to_string());
+            .unwrap_or_else(|| c.to_string())
+    };
+    if let Some(t) = outputs.get("label").filter(|t| t.dtype() == DType::I64 && !t.is_empty()) {
+        return name(i64::from_le_bytes(t.bytes()[..8].try_into().expect("8 bytes")));
     }
-    let first = outputs.values().next();
-    match first {
-        Some(t) if t.dtype() == DType::F32 => {
-            let v: Vec<f32> = t
-                .bytes()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-                .collect();
-            serde_json::to_string(&v).unwrap_or_default()
+    let Some(t) = outputs.values().find(|t| t.dtype() == DType::F32) else {
+        return String::new();
+    };
+    let v: Vec<f32> = t
+        .bytes()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+        .collect();
+    match t.shape() {
+        [1, k] if *k > 1 => {
+            let best = v
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(i, _)| i as i64);
+            name(best)
         }
-        _ => String::new(),
+        _ => serde_json::to_string(&v).unwrap_or_default(),
     }
 }
 

@@ -492,6 +492,39 @@ mod tests {
         assert_eq!(NodeKind::from_u32(99), NodeKind::Other(99));
     }
 
+    /// `AMLIP-MODEL-STATISTICS` as the spec lays it out: `string name; u32 size; AmlipId
+    /// server_id; size raw bytes`, and the RPC types exactly `ms_data_GENERIC`'s bytes.
+    #[test]
+    fn model_manager_types_are_laid_out_as_the_spec_says() {
+        let sender = AmlipId::from_parts("S", [1, 2, 3, 4]).unwrap();
+        let m = ModelStatistics {
+            name: "m".into(),
+            server_id: sender.clone(),
+            data: Bytes::from_static(b"xy"),
+        };
+        let want: Vec<u8> = [
+            &[0u8, 1, 0, 0][..],      // CDR_LE
+            &[2, 0, 0, 0, b'm', 0],   // name "m" (length with the NUL)
+            &[0, 0],                  // pad to 4
+            &[2, 0, 0, 0],            // size
+            &[2, 0, 0, 0, b'S', 0],   // server_id name
+            &[1, 2, 3, 4],            // server_id random bytes
+            b"xy",                    // data, raw
+        ]
+        .concat();
+        assert_eq!(m.to_payload(), want);
+        let d = MsData {
+            client_id: main_id(),
+            task_id: 9,
+            server_id: sender,
+            data: Bytes::from_static(b"{\"model\": \"m\"}"),
+        };
+        assert_eq!(RpcRequest(d.clone()).to_payload(), d.to_payload());
+        assert_eq!(RpcReply(d.clone()).to_payload(), d.to_payload());
+        assert_eq!(RpcRequest::from_payload(&d.to_payload()).unwrap().0, d);
+        assert_eq!(RpcReply::from_payload(&d.to_payload()).unwrap().0, d);
+    }
+
     #[test]
     fn model_statistics_round_trips() {
         let m = ModelStatistics {
