@@ -36,7 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     client.put_tensor("points", Tensor::from_f32(points.view()));
     client.set_model_from_file("kmeans", &models.join("kmeans.onnx"))?;
     client.run_model("kmeans", &["points"], &["clusters", "distances"])?;
-    println!("kmeans: clusters {:?}", client.get_tensor("clusters").map(|t| t.shape().to_vec()));
+    println!(
+        "kmeans: clusters {:?}",
+        client.get_tensor("clusters").map(|t| t.shape().to_vec())
+    );
 
     let flower = Array2::from_shape_vec((1, 4), vec![5.1f32, 3.5, 1.4, 0.2])?;
     client.put_tensor("flower", Tensor::from_f32(flower.view()));

@@ -23,7 +23,7 @@ pub struct InferArgs {
     model: String,
     /// Labelled data to predict: a directory of IDX files (its test set), or a CSV, .npy,
     /// .npz or safetensors file (as `main-node train --data` reads them). Accuracy is printed.
-    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    #[arg(long, required_unless_present_any = ["input", "bench"], conflicts_with = "input")]
     data: Option<PathBuf>,
     /// The label column or tensor of --data.
     #[arg(long)]
@@ -48,6 +48,13 @@ pub struct InferArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Measure instead: --requests requests of --batch random samples, first one at a time
+    /// (latency), then all at once (throughput). Needs no data.
+    #[arg(long, conflicts_with_all = ["data", "input"])]
+    bench: bool,
+    /// With --bench: requests per measurement.
+    #[arg(long, default_value_t = 200, value_parser = |s: &str| cli::count_in(s, 1, 1_000_000))]
+    requests: usize,
 }
 
 pub fn run(node: &NodeArgs, args: &InferArgs, stop: &CancelToken) -> anyhow::Result<()> {
@@ -65,6 +72,7 @@ pub fn run(node: &NodeArgs, args: &InferArgs, stop: &CancelToken) -> anyhow::Res
         publisher.servers(&info.name, 0).len()
     );
     match (&args.data, &args.input) {
+        _ if args.bench => bench(&edge, &info, args, stop),
         (Some(data), _) => predict_dataset(&edge, &info, data, args, stop),
         (None, Some(input)) => one_request(&edge, &info, input, args),
         (None, None) => unreachable!("clap requires one"),
@@ -457,6 +465,106 @@ pub fn models(node: &NodeArgs, args: &ModelsArgs, stop: &CancelToken) -> anyhow:
     }
     if stats.is_empty() && !args.json {
         println!("(no model announced on domain {})", node.domain);
+    }
+    Ok(())
+}
+
+/// Latency (one request in flight) and throughput (all in flight) of `--requests` requests of
+/// `--batch` random samples.
+fn bench(
+    edge: &EdgeNode,
+    info: &ModelInfo,
+    args: &InferArgs,
+    stop: &CancelToken,
+) -> anyhow::Result<()> {
+    let [spec] = info.inputs.as_slice() else {
+        bail!(
+            "--bench feeds models of one input; {:?} takes {}",
+            info.name,
+            specs(&info.inputs)
+        );
+    };
+    let mut shape = vec![args.batch];
+    for d in spec.shape.iter().skip(1) {
+        shape.push(d.context("--bench needs a model whose inputs have fixed sizes but the batch")?);
+    }
+    let n: usize = shape.iter().product();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let input = match spec.dtype.as_str() {
+        "f32" => Tensor::new(
+            DType::F32,
+            &shape,
+            (0..n)
+                .flat_map(|_| next().to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )?,
+        "u8" => Tensor::new(
+            DType::U8,
+            &shape,
+            (0..n).map(|_| (next() * 255.0) as u8).collect::<Vec<u8>>(),
+        )?,
+        other => bail!("--bench makes f32 or u8 inputs; the model takes {other}"),
+    };
+    let request = Request {
+        model: info.name.clone(),
+        inputs: [(spec.name.clone(), input)].into(),
+    }
+    .to_bytes()?;
+    // Warm up (writers matched, the direct path connected, caches filled).
+    for _ in 0..5 {
+        edge.request_inference(request.clone(), args.timeout)?;
+    }
+    let mut latencies = Vec::with_capacity(args.requests);
+    for _ in 0..args.requests {
+        if stop.is_cancelled() {
+            bail!("interrupted");
+        }
+        let t = Instant::now();
+        edge.request_inference(request.clone(), args.timeout)?;
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let start = Instant::now();
+    let mut batch = edge
+        .batch::<usize>()
+        .job_timeout(args.timeout)
+        .cancel_on(stop);
+    for i in 0..args.requests {
+        batch.submit(i, request.clone())?;
+    }
+    for outcome in &mut batch {
+        outcome
+            .result
+            .with_context(|| format!("request {} failed", outcome.label))?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let rate = args.requests as f64 / secs;
+    let servers = edge.stats().computing_nodes.len();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": info.name, "batch": args.batch, "requests": args.requests,
+                "servers": servers, "latency_ms_p50": pct(0.5), "latency_ms_p90": pct(0.9),
+                "requests_per_s": rate, "samples_per_s": rate * args.batch as f64,
+            })
+        );
+    } else {
+        println!(
+            "{} batch {}: latency p50 {:.2} ms, p90 {:.2} ms; {rate:.1} requests/s ({:.0} samples/s) over {servers} node(s)",
+            info.name,
+            args.batch,
+            pct(0.5),
+            pct(0.9),
+            rate * args.batch as f64
+        );
     }
     Ok(())
 }

@@ -45,7 +45,10 @@ fn expected() -> BTreeMap<String, Tensor> {
                 safetensors::Dtype::I64 => DType::I64,
                 _ => DType::F32,
             };
-            (name, Tensor::new(dtype, v.shape(), v.data().to_vec()).unwrap())
+            (
+                name,
+                Tensor::new(dtype, v.shape(), v.data().to_vec()).unwrap(),
+            )
         })
         .collect()
 }
@@ -146,7 +149,10 @@ fn edge_requests_to_every_fixture_return_onnxruntime_s_outputs() {
 
     // Status samples carry AML-IP's kinds: the edge (7), the inference node (8) and the model
     // sender beside it (10), as `main-node status` names them.
-    let out = run_to_end(main_proc(&d, &["status", "--json", "--for", "4s"]), "status");
+    let out = run_to_end(
+        main_proc(&d, &["status", "--json", "--for", "4s"]),
+        "status",
+    );
     let nodes: Vec<serde_json::Value> =
         serde_json::from_str(out.lines().find(|l| l.starts_with('[')).unwrap()).unwrap();
     let kinds: Vec<&str> = nodes.iter().filter_map(|n| n["kind"].as_str()).collect();
@@ -155,11 +161,15 @@ fn edge_requests_to_every_fixture_return_onnxruntime_s_outputs() {
     }
 
     // `main-node models` lists the four, served by that node.
-    let out = run_to_end(main_proc(&d, &["models", "--json", "--for", "5s"]), "models");
+    let out = run_to_end(
+        main_proc(&d, &["models", "--json", "--for", "5s"]),
+        "models",
+    );
     for name in ["cnn", "dense", "kmeans", "forest"] {
         assert!(
-            out.lines().any(|l| l.contains(&format!("\"model\":\"{name}\""))
-                && l.contains("\"role\":\"server\"")),
+            out.lines()
+                .any(|l| l.contains(&format!("\"model\":\"{name}\""))
+                    && l.contains("\"role\":\"server\"")),
             "{name} not listed:\n{out}"
         );
     }
@@ -198,8 +208,21 @@ fn published_models_are_fetched_served_and_score_as_trained() {
         let report = dir.join(format!("{name}.json"));
         let r = report.to_string_lossy().into_owned();
         let mut args = vec![
-            "train", "--model", model, "--data", &data, "--jobs", "2", "--wait-nodes", "2",
-            "--report", &r, "--publish", name, "--publish-wait-nodes", "2",
+            "train",
+            "--model",
+            model,
+            "--data",
+            &data,
+            "--jobs",
+            "2",
+            "--wait-nodes",
+            "2",
+            "--report",
+            &r,
+            "--publish",
+            name,
+            "--publish-wait-nodes",
+            "2",
         ];
         args.extend_from_slice(extra);
         let out = run_to_end(main_proc(&d, &args), "train --publish");
@@ -227,7 +250,10 @@ fn a_killed_server_s_request_is_resent_elsewhere() {
     let edge =
         EdgeNode::with_config(cfg("Edge", &d).liveness_timeout(Duration::from_secs(1))).unwrap();
     let cancel = amlip_core::cancel::CancelToken::new();
-    assert_eq!(edge.wait_for_inference_nodes(2, Duration::from_secs(30), &cancel), 2);
+    assert_eq!(
+        edge.wait_for_inference_nodes(2, Duration::from_secs(30), &cancel),
+        2
+    );
     // Requests big enough (512 images each) that a node is caught holding one.
     let images = Tensor::new(DType::F32, &[512, 1, 28, 28], vec![0u8; 512 * 784 * 4]).unwrap();
     let mut batch = edge.batch::<usize>().job_timeout(Duration::from_secs(120));
@@ -249,17 +275,28 @@ fn a_killed_server_s_request_is_resent_elsewhere() {
         "no node took a request"
     );
     let victim = victim.unwrap();
-    if victim == a_id { a.kill_hard() } else { b.kill_hard() }
+    if victim == a_id {
+        a.kill_hard()
+    } else {
+        b.kill_hard()
+    }
     let mut answered = 0;
     for outcome in &mut batch {
         let s = outcome.result.unwrap();
-        assert_ne!(s.server_id.to_string(), victim, "answered by the killed node");
+        assert_ne!(
+            s.server_id.to_string(),
+            victim,
+            "answered by the killed node"
+        );
         let answer = Answer::from_bytes(&s.data).unwrap();
         assert_eq!(answer.outputs["output"].shape(), &[512, 10]);
         answered += 1;
     }
     assert_eq!(answered, 12);
-    assert!(edge.stats().resent >= 1, "the killed node's request was re-sent");
+    assert!(
+        edge.stats().resent >= 1,
+        "the killed node's request was re-sent"
+    );
 }
 
 #[test]
@@ -271,7 +308,9 @@ fn a_model_replaced_mid_stream_loses_no_request() {
     let onnx = Bytes::from(std::fs::read(fixture("dense.onnx")).unwrap());
     let v1 = publisher.publish("digits", onnx).unwrap();
     assert_eq!(
-        publisher.wait_served("digits", v1.version, 2, Duration::from_secs(60)).len(),
+        publisher
+            .wait_served("digits", v1.version, 2, Duration::from_secs(60))
+            .len(),
         2
     );
     let e = expected();
@@ -316,7 +355,9 @@ fn a_model_replaced_mid_stream_loses_no_request() {
     let v2 = v2.unwrap();
     assert!(versions.contains_key(&v1.version), "{versions:?}");
     assert_eq!(
-        publisher.wait_served("digits", v2, 2, Duration::from_secs(60)).len(),
+        publisher
+            .wait_served("digits", v2, 2, Duration::from_secs(60))
+            .len(),
         2,
         "both nodes serve the new version"
     );
@@ -359,7 +400,10 @@ fn bad_input_gets_clear_errors_and_the_node_keeps_serving() {
     let t = Duration::from_secs(60);
     let x = Tensor::new(DType::F32, &[1, 784], vec![0u8; 784 * 4]).unwrap();
     let e = failure(edge.request_inference(request("nope", "input", &x), t));
-    assert!(e.contains("no model \"nope\" here") && e.contains("dense"), "{e}");
+    assert!(
+        e.contains("no model \"nope\" here") && e.contains("dense"),
+        "{e}"
+    );
     let wrong = Tensor::new(DType::F32, &[1, 10], vec![0u8; 40]).unwrap();
     let e = failure(edge.request_inference(request("dense", "input", &wrong), t));
     assert!(e.contains("expected f32 [N, 784]"), "{e}");
@@ -375,7 +419,8 @@ fn bad_input_gets_clear_errors_and_the_node_keeps_serving() {
         },
     )
     .unwrap();
-    liar.publish_statistics("garbled", &b"\xff\x00 not json"[..]).unwrap();
+    liar.publish_statistics("garbled", &b"\xff\x00 not json"[..])
+        .unwrap();
     let fake = serde_json::json!({"amlip_model": "sender", "info": {
         "name": "fake", "kind": "onnx", "version": 1, "bytes": 10, "outputs": [],
         "inputs": [{"name": "input", "dtype": "f32", "shape": [null, 4]}]}});
@@ -390,7 +435,10 @@ fn bad_input_gets_clear_errors_and_the_node_keeps_serving() {
     let s = edge
         .request_inference(request("dense", "input", &x), t)
         .unwrap();
-    assert_eq!(Answer::from_bytes(&s.data).unwrap().outputs["output"].shape(), &[1, 10]);
+    assert_eq!(
+        Answer::from_bytes(&s.data).unwrap().outputs["output"].shape(),
+        &[1, 10]
+    );
     let image = serde_json::to_string(&vec![0u8; 784]).unwrap();
     let s = edge.request_inference(image, t).unwrap();
     let digit: u8 = String::from_utf8_lossy(&s.data).parse().unwrap();

@@ -165,7 +165,10 @@ fn a_peer_edge_node_gets_digits_from_an_amlip_inference_node() {
         let status = edge.wait_exit(Duration::from_secs(300)).expect("edge ends");
         let out = edge.output();
         assert!(status.success(), "{out}");
-        assert!(out.contains(&format!("answer 0 {want}\n")), "image {i}: want {want}:\n{out}");
+        assert!(
+            out.contains(&format!("answer 0 {want}\n")),
+            "image {i}: want {want}:\n{out}"
+        );
     }
 }
 

@@ -141,7 +141,9 @@ impl ModelServer {
             .values()
             .filter(|m| {
                 let i = &m.info().inputs;
-                let per_sample: Option<usize> = i.first().and_then(|s| s.shape.iter().skip(1).copied().product());
+                let per_sample: Option<usize> = i
+                    .first()
+                    .and_then(|s| s.shape.iter().skip(1).copied().product());
                 i.len() == 1 && per_sample == Some(width)
             })
             .collect();

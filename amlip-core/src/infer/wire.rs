@@ -188,7 +188,11 @@ pub fn fit_to(values: &[f32], spec: &super::TensorSpec) -> Result<Tensor, String
             .collect(),
         _ => return Ok(pixels_tensor(values)),
     };
-    let dtype = if spec.dtype == "u8" { DType::U8 } else { DType::F32 };
+    let dtype = if spec.dtype == "u8" {
+        DType::U8
+    } else {
+        DType::F32
+    };
     Tensor::new(dtype, &shape, bytes).map_err(|e| e.to_string())
 }
 
@@ -202,8 +206,13 @@ pub fn label_text(info: &ModelInfo, outputs: &BTreeMap<String, Tensor>) -> Strin
             .and_then(|c| info.classes.get(c).cloned())
             .unwrap_or_else(|| c.to_string())
     };
-    if let Some(t) = outputs.get("label").filter(|t| t.dtype() == DType::I64 && !t.is_empty()) {
-        return name(i64::from_le_bytes(t.bytes()[..8].try_into().expect("8 bytes")));
+    if let Some(t) = outputs
+        .get("label")
+        .filter(|t| t.dtype() == DType::I64 && !t.is_empty())
+    {
+        return name(i64::from_le_bytes(
+            t.bytes()[..8].try_into().expect("8 bytes"),
+        ));
     }
     let Some(t) = outputs.values().find(|t| t.dtype() == DType::F32) else {
         return String::new();

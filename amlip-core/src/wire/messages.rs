@@ -503,13 +503,13 @@ mod tests {
             data: Bytes::from_static(b"xy"),
         };
         let want: Vec<u8> = [
-            &[0u8, 1, 0, 0][..],      // CDR_LE
-            &[2, 0, 0, 0, b'm', 0],   // name "m" (length with the NUL)
-            &[0, 0],                  // pad to 4
-            &[2, 0, 0, 0],            // size
-            &[2, 0, 0, 0, b'S', 0],   // server_id name
-            &[1, 2, 3, 4],            // server_id random bytes
-            b"xy",                    // data, raw
+            &[0u8, 1, 0, 0][..],    // CDR_LE
+            &[2, 0, 0, 0, b'm', 0], // name "m" (length with the NUL)
+            &[0, 0],                // pad to 4
+            &[2, 0, 0, 0],          // size
+            &[2, 0, 0, 0, b'S', 0], // server_id name
+            &[1, 2, 3, 4],          // server_id random bytes
+            b"xy",                  // data, raw
         ]
         .concat();
         assert_eq!(m.to_payload(), want);
