@@ -46,8 +46,10 @@ struct Args {
     #[arg(long = "model", value_name = "[NAME=]FILE")]
     models: Vec<String>,
 
-    /// Also serve inference of every model a model manager publishes on the domain (e.g.
-    /// `main-node train --publish NAME`), fetching each newer version as it is announced.
+    /// Also serve inference of every model announced on the domain: published by a model
+    /// manager (e.g. `main-node train --publish NAME`) or served by another node (its --model
+    /// files), fetching each newer version as it is announced. Nodes started with it all serve
+    /// the same models, so any of them can answer any request.
     #[arg(long)]
     serve_models: bool,
 

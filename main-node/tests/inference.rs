@@ -242,11 +242,20 @@ fn published_models_are_fetched_served_and_score_as_trained() {
 }
 
 #[test]
-fn a_killed_server_s_request_is_resent_elsewhere() {
+fn a_model_spreads_to_following_nodes_and_a_killed_server_s_request_is_resent() {
     let d = domain();
+    // B serves what the domain serves: it fetches A's model from A.
     let model = format!("cnn={}", fixture("cnn.onnx"));
-    let (mut a, a_id) = host("A", &d, &["--model", &model]);
-    let (mut b, b_id) = host("B", &d, &["--model", &model]);
+    let (mut a, a_id) = host("A", &d, &["--model", &model, "--serve-models"]);
+    let (mut b, b_id) = host("B", &d, &["--serve-models"]);
+    let watcher = Publisher::start(&cfg("Watcher", &d)).unwrap();
+    assert_eq!(
+        watcher
+            .wait_served("cnn", 1, 2, Duration::from_secs(60))
+            .len(),
+        2,
+        "B did not fetch the model from A"
+    );
     let edge =
         EdgeNode::with_config(cfg("Edge", &d).liveness_timeout(Duration::from_secs(1))).unwrap();
     let cancel = amlip_core::cancel::CancelToken::new();

@@ -175,7 +175,8 @@ impl JobReplier for ModelServer {
 /// A model server on the domain: an [`AsyncInferenceNode`] answering requests, a
 /// [`ModelManagerSenderNode`] announcing every model served (and handing its file to receivers
 /// that ask), and with [`follow`](HostOptions::follow) a [`ModelManagerReceiverNode`] that
-/// fetches every newer model announced by a model manager and serves it.
+/// fetches every newer model announced on the domain (by model managers and by other hosts)
+/// and serves it.
 pub struct ModelHost {
     server: ModelServer,
     inference: AsyncInferenceNode,
@@ -190,7 +191,8 @@ pub struct ModelHost {
 /// How a [`ModelHost`] behaves.
 #[derive(Debug, Clone, Default)]
 pub struct HostOptions {
-    /// Fetch and serve models that model managers announce.
+    /// Fetch and serve every model announced on the domain: published by model managers, or
+    /// served by other hosts (so hosts that follow serve the same models).
     pub follow: bool,
 }
 
@@ -293,7 +295,8 @@ fn announce(sender: &ModelManagerSenderNode, role: Role, info: &ModelInfo) {
     }
 }
 
-/// Fetches every model a model manager announces in a newer version than the one served.
+/// Fetches every model announced (by a model manager, or by another host serving it) in a
+/// newer version than the one served.
 fn follow(
     stop: &AtomicBool,
     receiver: &ModelManagerReceiverNode,
@@ -330,7 +333,9 @@ fn fetch(
             return;
         }
     };
-    if a.role != Role::Sender || a.info.name != s.name {
+    // From a model manager, or from another host serving it (hosts that follow the domain
+    // end up serving the same models, so any of them can take any request).
+    if a.info.name != s.name {
         return;
     }
     if server
