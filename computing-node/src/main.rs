@@ -17,7 +17,15 @@ use clap::Parser;
 /// built-in registry (AML and neural-network training on data shards). A job that fails (or
 /// that it cannot parse) is answered with an error solution, and the node keeps serving.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Examples:\n  \
+computing-node                                       serve jobs on domain 166\n  \
+computing-node --domain 7 --network localhost        on one host, domain 7\n  \
+computing-node --model cnn=datasets/fixtures/onnx/cnn.onnx   also serve an ONNX model\n  \
+computing-node --serve-models                        also serve every model published on the domain"
+)]
 struct Args {
     #[command(flatten)]
     node: NodeArgs,
