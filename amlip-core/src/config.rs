@@ -201,6 +201,18 @@ impl NodeConfig {
         self
     }
 
+    /// This configuration for a helper node named after this one plus `suffix` (e.g. the
+    /// inference node of a computing node), cut so that the id still fits its 28 bytes.
+    pub(crate) fn suffixed(&self, suffix: &str) -> NodeConfig {
+        let keep = 28usize.saturating_sub(suffix.len());
+        let mut c = self.clone();
+        c.name = format!(
+            "{}{suffix}",
+            self.name.chars().take(keep).collect::<String>()
+        );
+        c
+    }
+
     /// The node's name (before the random suffix).
     pub fn name(&self) -> &str {
         &self.name

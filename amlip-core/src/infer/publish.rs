@@ -37,14 +37,8 @@ impl Publisher {
     pub fn start(cfg: &NodeConfig) -> Result<Self, Error> {
         let files: Arc<Mutex<BTreeMap<String, Bytes>>> = Arc::default();
         let offered = files.clone();
-        let base: String = cfg.name.chars().take(24).collect();
-        let named = |suffix: &str| {
-            let mut c = cfg.clone();
-            c.name = format!("{base}{suffix}");
-            c
-        };
         let sender = ModelManagerSenderNode::with_config(
-            named("Mod"),
+            cfg.suffixed("Mod"),
             move |_client: &AmlipId, request: &Bytes| -> Result<Bytes, BoxError> {
                 let name = wire::parse_model_request(request)?;
                 let file = offered.lock().expect("files").get(&name).cloned();
@@ -53,7 +47,7 @@ impl Publisher {
         )?;
         Ok(Self {
             sender,
-            receiver: ModelManagerReceiverNode::with_config(named("Rcv"))?,
+            receiver: ModelManagerReceiverNode::with_config(cfg.suffixed("Rcv"))?,
             files,
         })
     }

@@ -200,16 +200,9 @@ impl ModelHost {
     /// Starts serving `server`'s models with nodes configured as `cfg` (their names get
     /// `Inf`, `Mod` and `Rcv` suffixes).
     pub fn start(cfg: &NodeConfig, server: ModelServer, opts: HostOptions) -> Result<Self, Error> {
-        // Ids hold at most 28 bytes of name: keep room for the suffix.
-        let base: String = cfg.name.chars().take(24).collect();
-        let named = |suffix: &str| {
-            let mut c = cfg.clone();
-            c.name = format!("{base}{suffix}");
-            c
-        };
         let handed = server.clone();
         let sender = Arc::new(ModelManagerSenderNode::with_config(
-            named("Mod"),
+            cfg.suffixed("Mod"),
             move |_client: &AmlipId, request: &Bytes| -> Result<Bytes, BoxError> {
                 let name = wire::parse_model_request(request)?;
                 match handed.get(&name) {
@@ -221,9 +214,9 @@ impl ModelHost {
         for info in server.models() {
             announce(&sender, Role::Server, &info);
         }
-        let inference = AsyncInferenceNode::serve(named("Inf"), server.clone())?;
+        let inference = AsyncInferenceNode::serve(cfg.suffixed("Inf"), server.clone())?;
         let follower = if opts.follow {
-            let receiver = Arc::new(ModelManagerReceiverNode::with_config(named("Rcv"))?);
+            let receiver = Arc::new(ModelManagerReceiverNode::with_config(cfg.suffixed("Rcv"))?);
             let stop = Arc::new(AtomicBool::new(false));
             let thread = {
                 let (stop, receiver, server, sender) = (

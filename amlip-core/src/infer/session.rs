@@ -81,11 +81,8 @@ pub struct Session {
 impl Session {
     /// Joins the domain as `cfg` says; every later call waits at most `timeout`.
     pub fn connect(cfg: NodeConfig, timeout: Duration) -> Result<Self, SessionError> {
-        let base: String = cfg.name.chars().take(24).collect();
-        let mut edge = cfg.clone();
-        edge.name = format!("{base}Edge");
         Ok(Self {
-            edge: EdgeNode::with_config(edge)?,
+            edge: EdgeNode::with_config(cfg.suffixed("Edge"))?,
             publisher: Publisher::start(&cfg)?,
             tensors: BTreeMap::new(),
             timeout,
