@@ -32,6 +32,9 @@ pub enum Profile {
     Stream,
     /// `amlipx/credit_*`: flow-control acknowledgments.
     Credit,
+    /// `amlip/rpc_request_model_*`, `amlip/rpc_reply_model_*`: one model (up to a few MB) per
+    /// sample; a writer keeps only its latest, so forged requests cannot pile models up.
+    ModelRpc,
 }
 
 /// How long a write may wait for room in a reliable writer's window before it fails.
@@ -45,6 +48,7 @@ impl Profile {
             Profile::Status | Profile::NodeInfo => 1,
             Profile::Stream => 1024,
             Profile::Credit => 64,
+            Profile::ModelRpc => 1,
         }
     }
 
@@ -58,6 +62,7 @@ impl Profile {
             // chunks) unacknowledged, and we take samples as they come.
             Profile::Stream => 512,
             Profile::Credit => 1024,
+            Profile::ModelRpc => 8,
         }
     }
 

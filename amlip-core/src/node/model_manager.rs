@@ -29,6 +29,10 @@ use crate::wire::{AmlipId, ModelStatistics, MsData, NodeKind, NodeState, RpcRepl
 /// ones beyond this is dropped, so a peer cannot make us hold unbounded memory.
 const MAX_ANNOUNCEMENTS: usize = 4096;
 
+/// Receivers a sender keeps a reply writer for (each holds its latest reply, a model file):
+/// requests under more forged receiver ids than this drop the oldest writer.
+const MAX_REPLY_WRITERS: usize = 32;
+
 /// Answers a model request: the request's bytes in, the model's bytes out (an `Err` is sent
 /// back as an error the receiver reports).
 pub trait ModelReplier: Send + Sync + 'static {
@@ -145,10 +149,10 @@ async fn run(
             decoded(p.reader::<ModelStatistics>(topics::MODEL_STATISTICS, Profile::JobControl)?)
                 .boxed_local();
         let requests =
-            decoded(p.reader::<RpcRequest>(&topics::rpc_request_model(&me), Profile::JobPayload)?)
+            decoded(p.reader::<RpcRequest>(&topics::rpc_request_model(&me), Profile::ModelRpc)?)
                 .boxed_local();
         let replies =
-            decoded(p.reader::<RpcReply>(&topics::rpc_reply_model(&me), Profile::JobPayload)?)
+            decoded(p.reader::<RpcReply>(&topics::rpc_reply_model(&me), Profile::ModelRpc)?)
                 .boxed_local();
         let inbound = core.subscribe(Role::Monitor)?;
         Ok((stats_writer, stats, requests, replies, inbound))
@@ -161,6 +165,7 @@ async fn run(
     core.publish_status(NodeState::Running).await;
     let mut request_writers: HashMap<AmlipId, Rc<Writer<RpcRequest>>> = HashMap::new();
     let mut reply_writers: HashMap<AmlipId, Rc<Writer<RpcReply>>> = HashMap::new();
+    let mut reply_order: std::collections::VecDeque<AmlipId> = Default::default();
     let mut pending: HashMap<u32, (AmlipId, flume::Sender<Result<Bytes, String>>)> = HashMap::new();
     let mut next_task = 0u32;
     loop {
@@ -190,10 +195,16 @@ async fn run(
                     None => match core
                         .endpoints()
                         .participant
-                        .writer::<RpcReply>(&topics::rpc_reply_model(&req.client_id), Profile::JobPayload)
+                        .writer::<RpcReply>(&topics::rpc_reply_model(&req.client_id), Profile::ModelRpc)
                     {
                         Ok(w) => {
                             let w = Rc::new(w);
+                            if reply_writers.len() >= MAX_REPLY_WRITERS {
+                                if let Some(oldest) = reply_order.pop_front() {
+                                    reply_writers.remove(&oldest);
+                                }
+                            }
+                            reply_order.push_back(req.client_id.clone());
                             reply_writers.insert(req.client_id.clone(), w.clone());
                             w
                         }
@@ -246,7 +257,7 @@ async fn run(
                         None => match core
                             .endpoints()
                             .participant
-                            .writer::<RpcRequest>(&topics::rpc_request_model(&server), Profile::JobPayload)
+                            .writer::<RpcRequest>(&topics::rpc_request_model(&server), Profile::ModelRpc)
                         {
                             Ok(w) => {
                                 let w = Rc::new(w);
