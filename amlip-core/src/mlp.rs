@@ -15,6 +15,16 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
+/// The index of the largest of `values` (the last of equals; 0 when empty): a class from
+/// its scores.
+pub fn argmax<'a>(values: impl IntoIterator<Item = &'a f32>) -> usize {
+    values
+        .into_iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
 /// Weights and biases of a one-hidden-layer network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mlp {
@@ -332,12 +342,7 @@ impl Mlp {
                 let p = self.output_layer(&self.hidden_layer(x, chunk));
                 p.rows()
                     .into_iter()
-                    .map(|r| {
-                        r.iter()
-                            .enumerate()
-                            .max_by(|a, b| a.1.total_cmp(b.1))
-                            .map_or(0, |(c, _)| c as u8)
-                    })
+                    .map(|r| argmax(r) as u8)
                     .collect::<Vec<_>>()
             })
             .collect()

@@ -237,6 +237,26 @@ impl Tensor {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The elements, if the tensor is F32.
+    pub fn to_f32s(&self) -> Option<Vec<f32>> {
+        (self.dtype == DType::F32).then(|| {
+            self.data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect()
+        })
+    }
+
+    /// The elements, if the tensor is I64.
+    pub fn to_i64s(&self) -> Option<Vec<i64>> {
+        (self.dtype == DType::I64).then(|| {
+            self.data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect()
+        })
+    }
 }
 
 impl View for &Tensor {
@@ -507,30 +527,59 @@ impl Payload {
                 message: format!("{PARAMS_KEY} is not JSON: {e}"),
             })?,
         };
-        let start = 8 + n;
-        let mut tensors = BTreeMap::new();
-        for (name, t) in meta.tensors() {
-            let dtype = DType::from_safetensors(t.dtype).ok_or_else(|| PayloadError::DType {
-                name: name.clone(),
-                found: format!("{:?}", t.dtype),
-                expected: "U8, I32, I64, F32 or F64".into(),
-            })?;
-            let (a, b) = t.data_offsets;
-            tensors.insert(
-                name.clone(),
-                Tensor {
-                    dtype,
-                    shape: t.shape.clone(),
-                    data: data.slice(start + a..start + b),
-                },
-            );
-        }
         Ok(Payload {
             kind,
             params,
-            tensors,
+            tensors: tensors_after(data, n, &meta)?,
         })
     }
+}
+
+/// The named tensors of any safetensors file, amlip's payloads or not (no metadata needed):
+/// for files written by numpy or PyTorch that a request carries as they are.
+pub fn read_tensors(data: &Bytes) -> Result<BTreeMap<String, Tensor>, PayloadError> {
+    if data.len() < 8 {
+        return Err(PayloadError::Malformed(format!(
+            "{} bytes is too short for safetensors",
+            data.len()
+        )));
+    }
+    let n = u64::from_le_bytes(data[..8].try_into().expect("8 bytes"));
+    let available = (data.len() - 8) as u64;
+    if n > available {
+        return Err(PayloadError::Malformed(format!(
+            "truncated: the safetensors header needs {n} bytes, only {available} follow"
+        )));
+    }
+    let (_, meta) = SafeTensors::read_metadata(data).map_err(|e| explain(data, n as usize, e))?;
+    tensors_after(data, n as usize, &meta)
+}
+
+/// The tensors of safetensors `data` whose header of `n` bytes is `meta`, sharing `data`.
+fn tensors_after(
+    data: &Bytes,
+    n: usize,
+    meta: &safetensors::tensor::Metadata,
+) -> Result<BTreeMap<String, Tensor>, PayloadError> {
+    let start = 8 + n;
+    let mut tensors = BTreeMap::new();
+    for (name, t) in meta.tensors() {
+        let dtype = DType::from_safetensors(t.dtype).ok_or_else(|| PayloadError::DType {
+            name: name.clone(),
+            found: format!("{:?}", t.dtype),
+            expected: "U8, I32, I64, F32 or F64".into(),
+        })?;
+        let (a, b) = t.data_offsets;
+        tensors.insert(
+            name.clone(),
+            Tensor {
+                dtype,
+                shape: t.shape.clone(),
+                data: data.slice(start + a..start + b),
+            },
+        );
+    }
+    Ok(tensors)
 }
 
 /// Names what is wrong with a payload safetensors refused, in terms a user can act on.

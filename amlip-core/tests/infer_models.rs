@@ -17,38 +17,15 @@ fn fixtures() -> PathBuf {
 /// The tensors onnxruntime was given and gave, by `<model>.<tensor>`.
 fn expected() -> BTreeMap<String, Tensor> {
     let bytes = std::fs::read(fixtures().join("expected.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(name, v)| {
-            let dtype = match v.dtype() {
-                safetensors::Dtype::U8 => DType::U8,
-                safetensors::Dtype::I64 => DType::I64,
-                safetensors::Dtype::F32 => DType::F32,
-                other => panic!("{name}: {other:?}"),
-            };
-            (
-                name,
-                Tensor::new(dtype, v.shape(), v.data().to_vec()).unwrap(),
-            )
-        })
-        .collect()
+    amlip_core::payload::read_tensors(&bytes.into()).unwrap()
 }
 
 fn floats(t: &Tensor) -> Vec<f32> {
-    assert_eq!(t.dtype(), DType::F32);
-    t.bytes()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+    t.to_f32s().expect("an f32 tensor")
 }
 
 fn ints(t: &Tensor) -> Vec<i64> {
-    assert_eq!(t.dtype(), DType::I64);
-    t.bytes()
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+    t.to_i64s().expect("an i64 tensor")
 }
 
 fn close(name: &str, got: &Tensor, want: &Tensor) {

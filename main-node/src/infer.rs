@@ -122,7 +122,7 @@ fn one_request(
     args: &InferArgs,
 ) -> anyhow::Result<()> {
     let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let tensors = safetensors_tensors(&bytes)
+    let tensors = amlip_core::payload::read_tensors(&bytes.into())
         .with_context(|| format!("{} is not a safetensors file", input.display()))?;
     let request = Request {
         model: info.name.clone(),
@@ -147,42 +147,13 @@ fn one_request(
     Ok(())
 }
 
-/// Reads any safetensors file (amlip's or not) as named tensors.
-fn safetensors_tensors(bytes: &[u8]) -> anyhow::Result<std::collections::BTreeMap<String, Tensor>> {
-    let st = safetensors::SafeTensors::deserialize(bytes)?;
-    let mut out = std::collections::BTreeMap::new();
-    for (name, view) in st.tensors() {
-        let dtype = match view.dtype() {
-            safetensors::Dtype::U8 => DType::U8,
-            safetensors::Dtype::I32 => DType::I32,
-            safetensors::Dtype::I64 => DType::I64,
-            safetensors::Dtype::F32 => DType::F32,
-            safetensors::Dtype::F64 => DType::F64,
-            other => bail!("tensor {name:?} is {other:?}; requests carry u8, i32, i64, f32 or f64"),
-        };
-        out.insert(
-            name,
-            Tensor::new(dtype, view.shape(), view.data().to_vec())?,
-        );
-    }
-    Ok(out)
-}
-
 fn preview(t: &Tensor) -> String {
-    let vals: Vec<String> = match t.dtype() {
-        DType::F32 => t
-            .bytes()
-            .chunks_exact(4)
-            .take(8)
-            .map(|c| format!("{:.4}", f32::from_le_bytes(c.try_into().expect("4"))))
-            .collect(),
-        DType::I64 => t
-            .bytes()
-            .chunks_exact(8)
-            .take(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8")).to_string())
-            .collect(),
-        _ => t.bytes().iter().take(8).map(|b| b.to_string()).collect(),
+    let vals: Vec<String> = if let Some(v) = t.to_f32s() {
+        v.iter().take(8).map(|x| format!("{x:.4}")).collect()
+    } else if let Some(v) = t.to_i64s() {
+        v.iter().take(8).map(i64::to_string).collect()
+    } else {
+        t.bytes().iter().take(8).map(u8::to_string).collect()
     };
     let more = if t.len() > 8 { ", ..." } else { "" };
     format!("[{}{more}]", vals.join(", "))
@@ -242,7 +213,9 @@ fn predict_dataset(
             .result
             .with_context(|| format!("request {} failed", outcome.label))?;
         let answer = Answer::from_bytes(&solution.data)?;
-        let labels = labels_of(&answer)?;
+        let labels = answer
+            .labels()
+            .context("the answer has no label and no score matrix to take a class from")?;
         let lo = outcome.label * args.batch;
         for (i, l) in labels.into_iter().enumerate() {
             if let Some(slot) = predicted.get_mut(lo + i) {
@@ -297,16 +270,7 @@ fn predict_dataset(
 /// A batch of samples as the model's input: reshaped to its shape, pixels scaled to 0..1
 /// for float inputs (as PyTorch and Keras MNIST models take them), numbers as they are.
 fn input_tensor(d: &Dataset, spec: &TensorSpec) -> anyhow::Result<Tensor> {
-    let n = d.len();
-    let width = d.width();
-    let mut shape: Vec<usize> = vec![n];
-    let rest: Vec<Option<usize>> = spec.shape.iter().skip(1).copied().collect();
-    let fixed: usize = rest.iter().map(|d| d.unwrap_or(1)).product();
-    if rest.iter().all(Option::is_some) && fixed == width {
-        shape.extend(rest.iter().map(|d| d.expect("all some")));
-    } else {
-        shape.push(width);
-    }
+    let shape = spec.batch_shape(d.len(), d.width());
     let t = match (&d.features, spec.dtype.as_str()) {
         (Features::Pixels(x), "u8") => {
             Tensor::new(DType::U8, &shape, x.iter().copied().collect::<Vec<u8>>())?
@@ -334,40 +298,6 @@ fn input_tensor(d: &Dataset, spec: &TensorSpec) -> anyhow::Result<Tensor> {
         ),
     };
     Ok(t)
-}
-
-/// Each sample's class: the `label` output, else the argmax of the first 2-D output.
-fn labels_of(a: &Answer) -> anyhow::Result<Vec<i64>> {
-    if let Some(t) = a.outputs.get("label") {
-        if t.dtype() == DType::I64 {
-            return Ok(t
-                .bytes()
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
-                .collect());
-        }
-    }
-    let Some(t) = a
-        .outputs
-        .values()
-        .find(|t| t.dtype() == DType::F32 && t.shape().len() == 2)
-    else {
-        bail!("the answer has no label and no score matrix to take a class from");
-    };
-    let cols = t.shape()[1];
-    let v: Vec<f32> = t
-        .bytes()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-        .collect();
-    Ok(v.chunks(cols.max(1))
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |(i, _)| i as i64)
-        })
-        .collect())
 }
 
 /// Correct predictions and samples scored, comparing class names (a binary AML model's

@@ -36,28 +36,11 @@ fn mnist() -> String {
 /// The tensors onnxruntime was given and gave (`datasets/fixtures/onnx/make.py`).
 fn expected() -> BTreeMap<String, Tensor> {
     let bytes = std::fs::read(fixtures().join("expected.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(name, v)| {
-            let dtype = match v.dtype() {
-                safetensors::Dtype::U8 => DType::U8,
-                safetensors::Dtype::I64 => DType::I64,
-                _ => DType::F32,
-            };
-            (
-                name,
-                Tensor::new(dtype, v.shape(), v.data().to_vec()).unwrap(),
-            )
-        })
-        .collect()
+    amlip_core::payload::read_tensors(&bytes.into()).unwrap()
 }
 
 fn floats(t: &Tensor) -> Vec<f32> {
-    t.bytes()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+    t.to_f32s().expect("an f32 tensor")
 }
 
 fn worst_difference(a: &Tensor, b: &Tensor) -> f32 {

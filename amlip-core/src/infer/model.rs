@@ -17,7 +17,7 @@ use tract_onnx::prelude::{
 use crate::aml::{Embedding, Model as AmlModel, OneVsRest};
 use crate::dataset::prepare::{Quantizer, Standardizer};
 use crate::kind::federated::{weights_of, FedModel};
-use crate::mlp::{Mlp, SparseImages};
+use crate::mlp::{argmax, Mlp, SparseImages};
 use crate::payload::{DType, Payload, PayloadError, Tensor};
 
 /// Largest model file a node loads or accepts from a peer (a CNN of 1.2 M parameters is 5 MB).
@@ -81,6 +81,19 @@ impl TensorSpec {
             name: name.into(),
             dtype: dtype_name(dtype).into(),
             shape: shape.to_vec(),
+        }
+    }
+
+    /// The shape of `n` samples of `width` values each as this input takes them: its own
+    /// dimensions after the batch when they are fixed and hold `width` values (`[n, 1, 28,
+    /// 28]` for 784 pixels), else `[n, width]`.
+    pub fn batch_shape(&self, n: usize, width: usize) -> Vec<usize> {
+        let rest: Option<Vec<usize>> = self.shape.iter().skip(1).copied().collect();
+        match rest {
+            Some(rest) if rest.iter().product::<usize>() == width => {
+                std::iter::once(n).chain(rest).collect()
+            }
+            _ => vec![n, width],
         }
     }
 
@@ -307,7 +320,8 @@ impl Model {
                     }
                     None => {
                         let p = net.probabilities(&x);
-                        let labels = argmax_rows(p.view());
+                        let labels: Vec<i64> =
+                            p.rows().into_iter().map(|r| argmax(r) as i64).collect();
                         out.insert("probabilities".into(), Tensor::from_f32(p.view()));
                         out.insert("label".into(), i64_tensor(&labels));
                     }
@@ -620,11 +634,9 @@ fn aml_inputs(t: &Tensor, q: Option<&Quantizer>) -> Result<Array2<u8>, String> {
 
 fn f32_array(t: &Tensor) -> Result<Array2<f32>, String> {
     let (n, d) = (t.shape()[0], t.shape()[1]);
-    let v: Vec<f32> = t
-        .bytes()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect();
+    let v = t
+        .to_f32s()
+        .ok_or_else(|| format!("{:?} inputs where f32 was expected", t.dtype()))?;
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(format!(
             "sample {}, feature {}: {} (inputs must be finite)",
@@ -634,18 +646,6 @@ fn f32_array(t: &Tensor) -> Result<Array2<f32>, String> {
         ));
     }
     Array2::from_shape_vec((n, d), v).map_err(|e| e.to_string())
-}
-
-fn argmax_rows(p: ArrayView2<'_, f32>) -> Vec<i64> {
-    p.rows()
-        .into_iter()
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |(c, _)| c as i64)
-        })
-        .collect()
 }
 
 fn i64_tensor(v: &[i64]) -> Tensor {

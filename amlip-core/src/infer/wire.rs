@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::model::ModelInfo;
+use crate::mlp::argmax;
 use crate::payload::{DType, Payload, PayloadError, Tensor};
 
 /// The request payload's kind.
@@ -76,6 +77,11 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Each sample's class (see [`labels_of`]).
+    pub fn labels(&self) -> Option<Vec<i64>> {
+        labels_of(&self.outputs)
+    }
+
     /// An answer from its payload bytes.
     pub fn from_bytes(data: &Bytes) -> Result<Self, PayloadError> {
         let p = Payload::decode(data)?;
@@ -168,15 +174,7 @@ pub fn pixels_tensor(values: &[f32]) -> Tensor {
 /// bytes for byte inputs, and for float inputs scaled from pixels (integers 0..255) to 0..1,
 /// as PyTorch and Keras MNIST models take them (other values as they are).
 pub fn fit_to(values: &[f32], spec: &super::TensorSpec) -> Result<Tensor, String> {
-    let rest: Vec<Option<usize>> = spec.shape.iter().skip(1).copied().collect();
-    let fixed = rest.iter().all(Option::is_some)
-        && rest.iter().map(|d| d.unwrap_or(1)).product::<usize>() == values.len();
-    let mut shape = vec![1];
-    if fixed {
-        shape.extend(rest.iter().map(|d| d.unwrap_or(1)));
-    } else {
-        shape.push(values.len());
-    }
+    let shape = spec.batch_shape(1, values.len());
     let pixels = values
         .iter()
         .all(|v| v.fract() == 0.0 && (0.0..=255.0).contains(v));
@@ -206,33 +204,28 @@ pub fn label_text(info: &ModelInfo, outputs: &BTreeMap<String, Tensor>) -> Strin
             .and_then(|c| info.classes.get(c).cloned())
             .unwrap_or_else(|| c.to_string())
     };
-    if let Some(t) = outputs
-        .get("label")
-        .filter(|t| t.dtype() == DType::I64 && !t.is_empty())
-    {
-        return name(i64::from_le_bytes(
-            t.bytes()[..8].try_into().expect("8 bytes"),
-        ));
+    if let Some(&first) = labels_of(outputs).as_deref().and_then(<[i64]>::first) {
+        return name(first);
     }
-    let Some(t) = outputs.values().find(|t| t.dtype() == DType::F32) else {
-        return String::new();
-    };
-    let v: Vec<f32> = t
-        .bytes()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-        .collect();
-    match t.shape() {
-        [1, k] if *k > 1 => {
-            let best = v
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |(i, _)| i as i64);
-            name(best)
-        }
-        _ => serde_json::to_string(&v).unwrap_or_default(),
+    let values = outputs
+        .values()
+        .find_map(Tensor::to_f32s)
+        .unwrap_or_default();
+    serde_json::to_string(&values).unwrap_or_default()
+}
+
+/// Each sample's class: the `label` output, else the highest score of each row of the first
+/// f32 output of shape `[n, k]` with `k > 1`; `None` when the outputs hold neither.
+pub fn labels_of(outputs: &BTreeMap<String, Tensor>) -> Option<Vec<i64>> {
+    if let Some(labels) = outputs.get("label").and_then(Tensor::to_i64s) {
+        return Some(labels);
     }
+    let scores = outputs
+        .values()
+        .find(|t| t.dtype() == DType::F32 && matches!(t.shape(), [_, k] if *k > 1))?;
+    let k = scores.shape()[1];
+    let v = scores.to_f32s()?;
+    Some(v.chunks(k).map(|row| argmax(row) as i64).collect())
 }
 
 /// Who announces a model.
