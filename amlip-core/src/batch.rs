@@ -208,6 +208,7 @@ pub struct Batch<'a, L> {
     last_event: Instant,
     cancel: Option<CancelToken>,
     cancelled: bool,
+    exclusive: bool,
 }
 
 impl<'a, L: Clone> Batch<'a, L> {
@@ -224,6 +225,7 @@ impl<'a, L: Clone> Batch<'a, L> {
             last_event: Instant::now(),
             cancel: None,
             cancelled: false,
+            exclusive: false,
         }
     }
 
@@ -237,6 +239,14 @@ impl<'a, L: Clone> Batch<'a, L> {
     /// ([`Event::Waiting`]; default 10 s).
     pub fn stall_report(mut self, after: Duration) -> Self {
         self.stall_report = after;
+        self
+    }
+
+    /// Sends each job only to an idle computing node that asks for it, never queued behind
+    /// another job (jobs that must run at once on distinct nodes, like an all-reduce group's
+    /// workers; the default pipelines jobs to busy nodes when that is faster).
+    pub fn exclusive(mut self, exclusive: bool) -> Self {
+        self.exclusive = exclusive;
         self
     }
 
@@ -263,6 +273,7 @@ impl<'a, L: Clone> Batch<'a, L> {
             job.into(),
             Some(timeout),
             Responder::Updates(self.tx.clone()),
+            self.exclusive,
         )?;
         self.made.push_back(Event::Sent {
             label: label.clone(),

@@ -874,7 +874,7 @@ async fn read_frame<T: WireType>(r: &mut (impl AsyncRead + Unpin)) -> Result<T, 
 }
 
 /// The IPv4 addresses to announce for `network`: non-loopback interfaces first.
-fn local_addrs(network: &Network) -> Vec<Ipv4Addr> {
+pub(crate) fn local_addrs(network: &Network) -> Vec<Ipv4Addr> {
     let mut addrs: Vec<(bool, Ipv4Addr)> = match network {
         Network::Localhost => vec![(true, Ipv4Addr::LOCALHOST)],
         Network::Only(ips) => ips

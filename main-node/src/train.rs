@@ -11,9 +11,10 @@ use amlip_core::cli::{self, progress::ProgressView, NodeArgs};
 use amlip_core::cli::{dashboard, plot};
 use amlip_core::dataset::{self, Format, LoadOptions, Task};
 use amlip_core::kind::mlp_train::MlpHyper;
+use amlip_core::nn::{Optimizer, Spec};
 use amlip_core::node::ClusterMonitor;
 use amlip_core::prelude::*;
-use amlip_core::session::{AmlShards, MlpShards, Progress, Runner};
+use amlip_core::session::{AllReduce, AllReduceReport, AmlShards, MlpShards, Progress, Runner};
 use anyhow::{bail, Context};
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,29 @@ pub enum ModelKind {
     /// A one-hidden-layer network (784-128-10 on MNIST, sized from the data otherwise)
     /// trained by federated averaging over rounds; classifies or regresses.
     Mlp,
+    /// The seed CNN (conv 32, conv 64, max-pool, dropout, dense 128, dropout, dense 10;
+    /// 1.2 M parameters) on 28x28 images, trained by all-reduce across --parallel workers.
+    Cnn,
+    /// The Keras-style dense network (inputs-128-classes, ReLU, softmax cross-entropy),
+    /// trained by all-reduce across --parallel workers.
+    Dense,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncArg {
+    /// Synchronous data parallelism: gradients averaged across the workers by a ring
+    /// all-reduce every step (cnn, dense).
+    Allreduce,
+    /// Federated averaging of locally trained models every round (mlp).
+    Fedavg,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerArg {
+    /// SGD with momentum.
+    Sgd,
+    /// Adam.
+    Adam,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +67,8 @@ pub struct TrainArgs {
     #[arg(long, visible_alias = "digit", value_name = "CLASS")]
     class: Option<String>,
     /// Shards of the training set: one job per shard (per digit for 10-class AML, per round
-    /// for MLP).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    /// for MLP); with --sync allreduce, the workers of the group.
+    #[arg(long, visible_alias = "parallel", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
     jobs: u16,
     /// AML: batches each job trains.
     #[arg(long, default_value_t = 10, value_parser = |s: &str| cli::count_in(s, 1, 10_000))]
@@ -59,18 +83,37 @@ pub struct TrainArgs {
     /// MLP: federated rounds.
     #[arg(long, default_value_t = 5, value_parser = |s: &str| cli::count_in(s, 1, 10_000))]
     rounds: usize,
-    /// MLP: local epochs per round.
-    #[arg(long, default_value_t = 2, value_parser = |s: &str| cli::count_in(s, 1, 1000))]
-    epochs: usize,
-    /// MLP: mini-batch size.
+    /// How workers combine their training (default: allreduce for cnn and dense, fedavg for
+    /// mlp).
+    #[arg(long, value_enum)]
+    sync: Option<SyncArg>,
+    /// Epochs: local epochs per round for mlp [default: 2]; epochs in all with all-reduce
+    /// [default: 3].
+    #[arg(long, value_parser = |s: &str| cli::count_in(s, 1, 1000))]
+    epochs: Option<usize>,
+    /// Mini-batch size (per worker with all-reduce).
     #[arg(long, default_value_t = 64, value_parser = |s: &str| cli::count_in(s, 1, 1_000_000))]
     batch: usize,
-    /// MLP: learning rate.
-    #[arg(long, default_value_t = 0.05, value_parser = cli::positive_f32)]
-    learning_rate: f32,
-    /// MLP: momentum.
-    #[arg(long, default_value_t = 0.9, value_parser = |s: &str| cli::unit_fraction(s).map(|x| x as f32))]
-    momentum: f32,
+    /// Optimizer of the all-reduce networks [default: adam].
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Learning rate [default: mlp 0.05; sgd 0.01; adam 0.001].
+    #[arg(long, visible_alias = "lr", value_parser = cli::positive_f32)]
+    learning_rate: Option<f32>,
+    /// SGD momentum [default: mlp 0.9; sgd 0.5].
+    #[arg(long, value_parser = |s: &str| cli::unit_fraction(s).map(|x| x as f32))]
+    momentum: Option<f32>,
+    /// All-reduce: threads each worker computes its gradient with.
+    #[arg(long, default_value_t = 1, value_parser = |s: &str| cli::count_in(s, 1, 256))]
+    threads: usize,
+    /// All-reduce: how long a step may wait on a silent worker before the group re-forms
+    /// without it.
+    #[arg(long, default_value = "60s", value_parser = cli::positive_duration)]
+    step_timeout: Duration,
+    /// All-reduce: append `world_size,training_time,communication_time,testing_time` rows
+    /// (rank 0's seconds, one per formation of the group) to this CSV file.
+    #[arg(long, value_name = "FILE.csv")]
+    stats: Option<PathBuf>,
     /// Seed of the sharding, the training and the initial weights.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -253,8 +296,17 @@ pub fn run(
         .record_to(&progress)
         .observe(ProgressView::new())
         .cancel_on(stop);
-    runner.wait_for_nodes(args.wait_nodes)?;
     let shards = args.jobs as usize;
+    if matches!(args.model, ModelKind::Cnn | ModelKind::Dense) {
+        runner.wait_for_nodes(args.wait_nodes.max(shards))?;
+        let report = group_session(args, &train)?.run(&mut runner, &train, &data.test)?;
+        drop(runner);
+        return finish_group(&main, args, &report, start);
+    }
+    runner.wait_for_nodes(args.wait_nodes)?;
+    if args.sync == Some(SyncArg::Allreduce) || args.optimizer.is_some() {
+        bail!("--sync allreduce and --optimizer train --model cnn or dense; --model mlp trains by federated averaging with SGD");
+    }
     let report = match args.model {
         ModelKind::Aml => AmlShards {
             digit: class,
@@ -274,14 +326,15 @@ pub fn run(
             hidden: args.hidden,
             test_set,
             hyper: MlpHyper {
-                epochs: args.epochs,
+                epochs: args.epochs.unwrap_or(2),
                 batch: args.batch,
-                learning_rate: args.learning_rate,
-                momentum: args.momentum,
+                learning_rate: args.learning_rate.unwrap_or(0.05),
+                momentum: args.momentum.unwrap_or(0.9),
             },
             seed: args.seed,
         }
         .run(&mut runner, &train, &data.test)?,
+        ModelKind::Cnn | ModelKind::Dense => unreachable!("trained above"),
     };
     drop(runner); // clears the progress display
     let wall = start.elapsed().as_secs_f64();
@@ -311,6 +364,148 @@ pub fn run(
     }
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_string_pretty(&report.json(&c, wall))?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The all-reduce session the flags ask for.
+fn group_session(args: &TrainArgs, train: &dataset::Dataset) -> anyhow::Result<AllReduce> {
+    if args.sync == Some(SyncArg::Fedavg) {
+        bail!(
+            "--sync fedavg trains --model mlp; --model cnn and dense train with --sync allreduce"
+        );
+    }
+    let spec = match args.model {
+        ModelKind::Cnn => {
+            if train.width() != 784 {
+                bail!(
+                    "--model cnn takes 28x28 images; the data's samples are {:?}",
+                    train.sample_shape
+                );
+            }
+            Spec::cnn()
+        }
+        _ => Spec::dense(train.width(), args.hidden, train.classes().max(1)),
+    };
+    let optimizer = match args.optimizer.unwrap_or(OptimizerArg::Adam) {
+        OptimizerArg::Sgd => Optimizer::Sgd {
+            lr: args.learning_rate.unwrap_or(0.01),
+            momentum: args.momentum.unwrap_or(0.5),
+        },
+        OptimizerArg::Adam => {
+            if args.momentum.is_some() {
+                bail!("--momentum is SGD's; Adam uses its own moments (add --optimizer sgd)");
+            }
+            Optimizer::Adam {
+                lr: args.learning_rate.unwrap_or(0.001),
+            }
+        }
+    };
+    Ok(AllReduce {
+        spec,
+        optimizer,
+        workers: args.jobs as usize,
+        batch: args.batch,
+        epochs: args.epochs.unwrap_or(3),
+        seed: args.seed,
+        threads: args.threads,
+        step_timeout: args.step_timeout,
+    })
+}
+
+/// Prints an all-reduce session's results and writes what the flags ask for.
+fn finish_group(
+    main: &MainNode,
+    args: &TrainArgs,
+    report: &AllReduceReport,
+    start: Instant,
+) -> anyhow::Result<()> {
+    let metric = if report.network.spec().loss.classifies() {
+        "test accuracy"
+    } else {
+        "test MSE"
+    };
+    println!("\nepoch  {metric:>13}  train loss");
+    for e in &report.epochs {
+        println!("{:>5}  {:>13.4}  {:>10.4}", e.epoch, e.score, e.loss);
+    }
+    println!("\nworkers  steps        training s  communication s  testing s  ended");
+    for g in &report.generations {
+        println!(
+            "{:>7}  {:>5}-{:<5}  {:>10.1}  {:>15.1}  {:>9.1}  {}",
+            g.world,
+            g.steps.0,
+            g.steps.1,
+            g.times.training,
+            g.times.communication,
+            g.times.testing,
+            g.ended
+        );
+    }
+    if report.generations.len() > 1 {
+        println!(
+            "re-formed the group {} time(s) after losing workers",
+            report.generations.len() - 1
+        );
+    }
+    println!(
+        "parameters identical on every worker after each of {} steps (hash checked)",
+        report.steps_checked
+    );
+    let c = main.stats();
+    println!(
+        "jobs: {} sent, {} solved, {} re-sent",
+        c.submitted, c.solved, c.resent
+    );
+    println!(
+        "Total Training Time {:.1} s, Total Testing Time {:.1} s (rank 0)",
+        report
+            .generations
+            .iter()
+            .map(|g| g.times.training + g.times.communication)
+            .sum::<f64>(),
+        report
+            .generations
+            .iter()
+            .map(|g| g.times.testing)
+            .sum::<f64>()
+    );
+    println!("wall time {:.1} s", start.elapsed().as_secs_f64());
+    if let Some(path) = &args.stats {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        for row in report.csv_rows() {
+            writeln!(f, "{row}")?;
+        }
+        println!("timings appended to {}", path.display());
+    }
+    if let Some(out) = &args.out {
+        let p = report
+            .network
+            .payload("nn_model", &report.params)
+            .with_params(&serde_json::json!({
+                "spec": report.network.spec(),
+                "pixels": { "mean": report.pixels.0, "std": report.pixels.1 },
+            }))?;
+        std::fs::write(out, p.encode()?)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        println!("model written to {} (safetensors: parameters by PyTorch's names, the spec in the metadata)", out.display());
+    }
+    if let Some(path) = &args.report {
+        let json = serde_json::json!({
+            "epochs": report.epochs.iter().map(|e| serde_json::json!({"epoch": e.epoch, "score": e.score, "loss": e.loss})).collect::<Vec<_>>(),
+            "generations": report.generations.iter().map(|g| serde_json::json!({"world": g.world, "steps": [g.steps.0, g.steps.1], "training_s": g.times.training, "communication_s": g.times.communication, "testing_s": g.times.testing, "ended": g.ended})).collect::<Vec<_>>(),
+            "steps_checked": report.steps_checked,
+            "params_hash": format!("{:016x}", amlip_core::nn::hash(&report.params)),
+            "wall_s": start.elapsed().as_secs_f64(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("report written to {}", path.display());
     }

@@ -44,6 +44,7 @@ impl Registry {
         Self::new()
             .with(super::aml_train::AmlTrain)
             .with(super::mlp_train::kind())
+            .with(crate::group::GroupTrain)
             .plain(plain::Auto::default())
     }
 

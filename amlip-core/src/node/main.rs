@@ -83,6 +83,7 @@ impl ClientHandle {
         data: Bytes,
         timeout: Option<Duration>,
         respond: Responder,
+        exclusive: bool,
     ) -> Result<TaskId, Error> {
         let job_id = self.shared.allocate_job();
         self.commands
@@ -91,6 +92,7 @@ impl ClientHandle {
                 data,
                 timeout,
                 respond,
+                exclusive,
             })
             .map_err(|_| Error::Stopped)?;
         Ok(job_id)
@@ -113,7 +115,7 @@ impl ClientHandle {
     /// Sends one job and waits for its outcome.
     fn request(&self, job: Bytes, timeout: Duration) -> Result<Solution, Error> {
         let (tx, rx) = std_mpsc::sync_channel(1);
-        let job_id = self.submit(job, Some(timeout), Responder::Once(tx))?;
+        let job_id = self.submit(job, Some(timeout), Responder::Once(tx), false)?;
         // The engine answers by the deadline; the margin only covers a dead engine thread.
         match rx.recv_timeout(timeout + Duration::from_secs(2)) {
             Ok(outcome) => outcome.map_err(Error::Job),
@@ -147,6 +149,9 @@ impl MainProbe {
 /// [`batch`](Self::batch) sends many at once.
 pub struct MainNode {
     handle: ClientHandle,
+    /// The interfaces it uses: sessions that open their own listeners (all-reduce groups)
+    /// listen and announce on the same ones.
+    pub(crate) network: crate::dds::Network,
 }
 
 impl MainNode {
@@ -162,8 +167,10 @@ impl MainNode {
 
     /// A client node of `kind` (`Main`, or `Edge` for the inference topics).
     pub(crate) fn of_kind(cfg: NodeConfig, kind: NodeKind) -> Result<Self, Error> {
+        let network = cfg.network.clone();
         Ok(Self {
             handle: ClientHandle::start(cfg, kind)?,
+            network,
         })
     }
 
@@ -315,7 +322,8 @@ impl AsyncMainNode {
 
     fn submit(&self, job: Bytes, timeout: Option<Duration>) -> Result<TaskId, Error> {
         let tx = self.outcomes.as_ref().ok_or(Error::Stopped)?.clone();
-        self.handle.submit(job, timeout, Responder::Listener(tx))
+        self.handle
+            .submit(job, timeout, Responder::Listener(tx), false)
     }
 
     /// A batch of jobs sent from this node; its outcomes go to the batch, not the listener.

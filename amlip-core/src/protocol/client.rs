@@ -182,6 +182,8 @@ pub(crate) enum ClientCommand {
         data: Bytes,
         timeout: Option<Duration>,
         respond: Responder,
+        /// Only to an idle node that asks for it (see [`Job::exclusive`]).
+        exclusive: bool,
     },
     Cancel(TaskId),
 }
@@ -226,6 +228,9 @@ struct Job {
     tasks: Vec<TaskId>,
     /// The holder and progress last told to a batch.
     last_running: Option<(AmlipId, u32, u32)>,
+    /// Never handed off: requested, so that only an idle node takes it. Jobs that must all
+    /// run at once on distinct nodes (an all-reduce group's workers) are exclusive.
+    exclusive: bool,
 }
 
 #[derive(Debug)]
@@ -424,6 +429,7 @@ impl ClientEngine {
                 data,
                 timeout,
                 respond,
+                exclusive,
             } => {
                 let now = Instant::now();
                 self.jobs.insert(
@@ -436,6 +442,7 @@ impl ClientEngine {
                         current: None,
                         tasks: Vec::new(),
                         last_running: None,
+                        exclusive,
                     },
                 );
                 {
@@ -463,9 +470,12 @@ impl ClientEngine {
     /// rest while fewer than the limit are open.
     async fn fill_requests(&mut self) {
         while let Some(&job_id) = self.queue.front() {
-            if !self.jobs.contains_key(&job_id) {
+            let Some(job) = self.jobs.get(&job_id) else {
                 self.queue.pop_front();
                 continue;
+            };
+            if job.exclusive {
+                break;
             }
             let Some(server) = self.handoff_target(None) else {
                 break;
@@ -476,7 +486,16 @@ impl ClientEngine {
         // Refill in bursts, once half the slots are free: requests written together share
         // datagrams (rustdds coalesces samples waiting in a writer), and so do the computing
         // nodes' acknowledgments of them.
-        let max = self.request_limit();
+        let exclusive_next = self
+            .queue
+            .front()
+            .and_then(|j| self.jobs.get(j))
+            .is_some_and(|j| j.exclusive);
+        let max = if exclusive_next {
+            self.core.cfg.max_open_requests
+        } else {
+            self.request_limit()
+        };
         if self.open_requests > max / 2 {
             return;
         }
@@ -687,6 +706,12 @@ impl ClientEngine {
             missing_since: None,
         };
         attempt.since = Instant::now();
+        // A requested job occupies its node like a handed one: a node busy with a long job
+        // is not handed another while others sit idle.
+        if attempt.slot.is_none() {
+            attempt.slot = Some(r.server_id.clone());
+            *self.handed.entry(r.server_id.clone()).or_default() += 1;
+        }
         self.open_requests = self.open_requests.saturating_sub(1);
         tracing::debug!(job = job_id, task = r.task_id, server = %r.server_id, "job assigned");
         if let Err(e) = self.write_target(&r).await {
@@ -862,9 +887,10 @@ impl ClientEngine {
             %server,
             "re-sending job: {why}"
         );
+        let exclusive = self.jobs.get(&job_id).is_some_and(|j| j.exclusive);
         match self.handoff_target(Some(&server)) {
-            Some(other) => self.hand(job_id, other),
-            None => self.request(job_id).await,
+            Some(other) if !exclusive => self.hand(job_id, other),
+            _ => self.request(job_id).await,
         }
     }
 

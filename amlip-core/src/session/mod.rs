@@ -14,6 +14,7 @@
 //! A new workflow is a new type here that drives a `Runner`; data flows one way: session ->
 //! batch -> protocol -> a computing node's registry -> a kind -> a model, and back.
 
+mod allreduce;
 mod aml;
 mod federated;
 mod mlp;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use allreduce::{AllReduce, AllReduceReport, EpochLine, Generation};
 pub use aml::AmlShards;
 pub use federated::{FedAvg, Round, ShardLabel, ShardUpdate};
 pub use mlp::MlpShards;

@@ -1,0 +1,108 @@
+//! Synchronous data-parallel training in a group of computing nodes (Twister2Flow's and
+//! PyTorch DDP's scheme): every worker holds the same network, computes the gradient of its
+//! own mini-batch, the group averages the gradients by a ring all-reduce, and every worker
+//! takes the same optimizer step, so parameters stay bit-identical (checked by a hash each
+//! step).
+//!
+//! - `ring`: the all-reduce over direct TCP links between workers.
+//! - `control`: the main's rendezvous and watch channel (join, peers, step reports, abort).
+//! - `worker`: [`GroupTrain`], the `group_train` job kind a computing node runs.
+//! - The main's side is the session [`AllReduce`](crate::session::AllReduce).
+//!
+//! A group that loses a member does not hang: the main sees the member's control link drop
+//! (or a worker reports a broken ring after its step timeout) and tells the others to stop;
+//! they hand back their state at the last completed step, and the session re-forms the group
+//! from the workers left, re-sharding the data.
+
+pub(crate) mod control;
+pub(crate) mod ring;
+mod worker;
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::nn::{Optimizer, Spec};
+
+pub use worker::GroupTrain;
+
+/// What a `group_train` job carries in its parameters (its tensors: the shard `images` U8 or
+/// `features` F32 and `labels` U8 or `targets` F32, the same for the test shard prefixed
+/// `test_`, the parameters prefixed `p.`, and the optimizer state `opt.first` / `opt.second`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupJob {
+    /// The session's group id (random): a job of another session cannot join.
+    pub group: u64,
+    /// Bumped each time the group re-forms.
+    pub generation: u32,
+    /// This worker's rank.
+    pub rank: u32,
+    /// Workers in the group.
+    pub world: u32,
+    /// Where the main's control channel listens.
+    pub control: Vec<SocketAddr>,
+    /// The network.
+    pub spec: Spec,
+    /// The optimizer.
+    pub optimizer: Optimizer,
+    /// Optimizer steps taken before this generation.
+    pub optim_steps: u64,
+    /// Mini-batch per worker.
+    pub batch: usize,
+    /// Epochs in all.
+    pub epochs: usize,
+    /// Steps per epoch (the same on every worker, or the ring would wait for a missing one).
+    pub steps_per_epoch: usize,
+    /// Where this generation starts: epoch and step within it.
+    pub start: (usize, usize),
+    /// Seeds shuffling and dropout.
+    pub seed: u64,
+    /// Threads for the gradient.
+    pub threads: usize,
+    /// Longest a ring exchange or the group's forming may take before the worker gives up.
+    pub step_timeout_s: f64,
+    /// Pixel standardisation: `(x / 255 - mean) / std`.
+    pub pixels: (f32, f32),
+}
+
+/// How a worker's job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// Every epoch done (rank 0's solution carries the parameters).
+    Finished,
+    /// The group was aborted: the solution carries the state at the last completed step.
+    Regroup,
+    /// The job was not (or no longer) part of the group forming.
+    Stale,
+}
+
+/// A `group_train` solution's parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupResult {
+    /// How it ended.
+    pub ending: Ending,
+    /// The job's rank and generation.
+    pub rank: u32,
+    /// The job's generation.
+    pub generation: u32,
+    /// Where the state it carries stands: epoch and completed steps within it.
+    pub at: (usize, usize),
+    /// Optimizer steps taken in all.
+    pub optim_steps: u64,
+    /// Why it stopped, for `Regroup` and `Stale`.
+    pub why: String,
+    /// Seconds computing gradients and steps, in all-reduce, and evaluating.
+    pub times: Times,
+}
+
+/// Where a worker's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Times {
+    /// Gradients and optimizer steps.
+    pub training: f64,
+    /// All-reduce (communication, including waiting for slower workers).
+    pub communication: f64,
+    /// Evaluation on the test shard.
+    pub testing: f64,
+}

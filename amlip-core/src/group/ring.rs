@@ -1,0 +1,346 @@
+//! Ring all-reduce between the workers of a group, over direct TCP connections: each worker
+//! sends to the next and receives from the previous, so every link carries the same load and
+//! no node is a bottleneck. Reduce-scatter then all-gather: each chunk is summed at exactly one
+//! worker and copied to the others, so every worker ends with the same bits.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bytes a ring connection opens with: magic, group, generation, rank of the sender.
+const HELLO: usize = 4 + 8 + 4 + 4;
+const MAGIC: &[u8; 4] = b"AMLR";
+
+/// Why a ring operation failed (a peer died, stalled, or the group was aborted).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct RingError(pub String);
+
+/// Who a worker is in its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Member {
+    pub group: u64,
+    pub generation: u32,
+    pub rank: u32,
+}
+
+impl Member {
+    fn hello(&self) -> [u8; HELLO] {
+        let mut b = [0u8; HELLO];
+        b[..4].copy_from_slice(MAGIC);
+        b[4..12].copy_from_slice(&self.group.to_le_bytes());
+        b[12..16].copy_from_slice(&self.generation.to_le_bytes());
+        b[16..20].copy_from_slice(&self.rank.to_le_bytes());
+        b
+    }
+}
+
+/// A worker's two links: to the next worker and from the previous one.
+pub(crate) struct Ring {
+    rank: usize,
+    world: usize,
+    next: Option<TcpStream>,
+    prev: Option<TcpStream>,
+    send_buf: Vec<u8>,
+    recv_buf: Vec<u8>,
+    tmp: Vec<f32>,
+}
+
+/// Breaks a ring's links from another thread, so that a blocked all-reduce returns at once.
+#[derive(Clone, Default)]
+pub(crate) struct RingBreaker(Arc<Mutex<(bool, Vec<TcpStream>)>>);
+
+impl RingBreaker {
+    /// Shuts the links down (now, and any made later).
+    pub fn break_ring(&self) {
+        let mut g = self.0.lock().expect("ring breaker lock");
+        g.0 = true;
+        for s in &g.1 {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn watch(&self, s: &TcpStream) -> Result<(), RingError> {
+        let mut g = self.0.lock().expect("ring breaker lock");
+        if g.0 {
+            return Err(RingError("the group was aborted".into()));
+        }
+        g.1.push(
+            s.try_clone()
+                .map_err(|e| RingError(format!("cannot watch a ring link: {e}")))?,
+        );
+        Ok(())
+    }
+}
+
+impl Ring {
+    /// Links worker `me.rank` of `peers.len()` into the ring: connects to the next worker's
+    /// listener and accepts the previous one's connection on `listener`, checking who it is
+    /// (anything else connecting is dropped). `timeout` bounds forming the ring and then
+    /// every read and write.
+    pub fn form(
+        me: Member,
+        peers: &[SocketAddr],
+        listener: &TcpListener,
+        timeout: Duration,
+        breaker: &RingBreaker,
+    ) -> Result<Ring, RingError> {
+        let world = peers.len();
+        let rank = me.rank as usize;
+        let mut ring = Ring {
+            rank,
+            world,
+            next: None,
+            prev: None,
+            send_buf: Vec::new(),
+            recv_buf: Vec::new(),
+            tmp: Vec::new(),
+        };
+        if world <= 1 {
+            return Ok(ring);
+        }
+        let deadline = Instant::now() + timeout;
+        let next_addr = peers[(rank + 1) % world];
+        let connect = std::thread::scope(|s| {
+            let dialer = s.spawn(|| -> Result<TcpStream, RingError> {
+                loop {
+                    match TcpStream::connect_timeout(&next_addr, Duration::from_secs(2)) {
+                        Ok(mut t) => {
+                            t.write_all(&me.hello())
+                                .map_err(|e| RingError(format!("ring link to {next_addr}: {e}")))?;
+                            return Ok(t);
+                        }
+                        Err(e) if Instant::now() > deadline => {
+                            return Err(RingError(format!(
+                                "cannot reach the next worker at {next_addr}: {e}"
+                            )))
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                    }
+                }
+            });
+            let prev = accept_prev(me, world, listener, deadline);
+            (dialer.join().expect("the dialer does not panic"), prev)
+        });
+        let (next, prev) = (connect.0?, connect.1?);
+        for s in [&next, &prev] {
+            let _ = s.set_nodelay(true);
+            s.set_read_timeout(Some(timeout))
+                .and_then(|_| s.set_write_timeout(Some(timeout)))
+                .map_err(|e| RingError(e.to_string()))?;
+            breaker.watch(s)?;
+        }
+        ring.next = Some(next);
+        ring.prev = Some(prev);
+        Ok(ring)
+    }
+
+    /// Sums `values` over the group in place: afterwards every worker holds the same sums.
+    pub fn all_reduce(&mut self, values: &mut [f32]) -> Result<(), RingError> {
+        let n = self.world;
+        if n <= 1 {
+            return Ok(());
+        }
+        let bounds: Vec<(usize, usize)> = (0..n)
+            .map(|c| (values.len() * c / n, values.len() * (c + 1) / n))
+            .collect();
+        let r = self.rank;
+        // Reduce-scatter: after n-1 steps worker r holds the sum of chunk r+1.
+        for i in 0..n - 1 {
+            let send = bounds[(r + n - i) % n];
+            let recv = bounds[(r + 2 * n - i - 1) % n];
+            self.exchange(&values[send.0..send.1], recv.1 - recv.0)?;
+            for (v, t) in values[recv.0..recv.1].iter_mut().zip(&self.tmp) {
+                *v += t;
+            }
+        }
+        // All-gather: pass the finished chunks round.
+        for i in 0..n - 1 {
+            let send = bounds[(r + 1 + n - i) % n];
+            let recv = bounds[(r + n - i) % n];
+            self.exchange(&values[send.0..send.1], recv.1 - recv.0)?;
+            values[recv.0..recv.1].copy_from_slice(&self.tmp);
+        }
+        Ok(())
+    }
+
+    /// Sends `out` to the next worker while receiving `n` values from the previous into
+    /// `self.tmp`.
+    fn exchange(&mut self, out: &[f32], n: usize) -> Result<(), RingError> {
+        self.send_buf.clear();
+        self.send_buf
+            .extend(out.iter().flat_map(|v| v.to_le_bytes()));
+        self.recv_buf.resize(n * 4, 0);
+        let (next, prev) = (
+            self.next.as_mut().expect("formed"),
+            self.prev.as_mut().expect("formed"),
+        );
+        let send_buf = &self.send_buf;
+        let recv_buf = &mut self.recv_buf;
+        let (sent, got) = std::thread::scope(|s| {
+            let sender = s.spawn(move || next.write_all(send_buf));
+            let got = prev.read_exact(recv_buf);
+            (sender.join().expect("the sender does not panic"), got)
+        });
+        sent.map_err(|e| {
+            RingError(format!(
+                "sending to worker {}: {e}",
+                (self.rank + 1) % self.world
+            ))
+        })?;
+        got.map_err(|e| {
+            RingError(format!(
+                "receiving from worker {}: {e}",
+                (self.rank + self.world - 1) % self.world
+            ))
+        })?;
+        self.tmp.clear();
+        self.tmp.extend(
+            self.recv_buf
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        Ok(())
+    }
+}
+
+/// Accepts connections until the previous worker's arrives (by its hello), dropping others.
+fn accept_prev(
+    me: Member,
+    world: usize,
+    listener: &TcpListener,
+    deadline: Instant,
+) -> Result<TcpStream, RingError> {
+    let want = Member {
+        rank: ((me.rank as usize + world - 1) % world) as u32,
+        ..me
+    };
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| RingError(e.to_string()))?;
+    loop {
+        match listener.accept() {
+            Ok((mut s, _)) => {
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut hello = [0u8; HELLO];
+                if s.read_exact(&mut hello).is_ok() && hello == want.hello() {
+                    return Ok(s);
+                }
+                tracing::warn!(
+                    "dropped a ring connection that was not worker {}'s",
+                    want.rank
+                );
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    return Err(RingError(format!("worker {} never connected", want.rank)));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(RingError(format!("accepting the previous worker: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_worker_ends_with_the_same_sums() {
+        for world in [1usize, 2, 3, 4] {
+            let listeners: Vec<TcpListener> = (0..world)
+                .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+                .collect();
+            let peers: Vec<SocketAddr> =
+                listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+            let results: Vec<Vec<f32>> = std::thread::scope(|s| {
+                let hs: Vec<_> = listeners
+                    .iter()
+                    .enumerate()
+                    .map(|(r, l)| {
+                        let peers = peers.clone();
+                        s.spawn(move || {
+                            let me = Member {
+                                group: 9,
+                                generation: 1,
+                                rank: r as u32,
+                            };
+                            let mut ring = Ring::form(
+                                me,
+                                &peers,
+                                l,
+                                Duration::from_secs(30),
+                                &RingBreaker::default(),
+                            )
+                            .unwrap();
+                            let mut v: Vec<f32> =
+                                (0..1001).map(|i| (i * (r + 1)) as f32 * 0.1).collect();
+                            ring.all_reduce(&mut v).unwrap();
+                            v
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let k: usize = (1..=world).sum();
+            for v in &results {
+                assert_eq!(
+                    v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    results[0].iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                );
+                assert!(
+                    (v[1000] - 1000.0 * 0.1 * k as f32).abs() < 0.1,
+                    "{world}: {}",
+                    v[1000]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_broken_ring_fails_fast_instead_of_hanging() {
+        let listeners: Vec<TcpListener> = (0..2)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let peers: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let breaker = RingBreaker::default();
+        let t = Instant::now();
+        let err = std::thread::scope(|s| {
+            let b = breaker.clone();
+            let peers2 = peers.clone();
+            let l1 = &listeners[1];
+            // Worker 1 joins the ring, then goes silent.
+            s.spawn(move || {
+                let me = Member {
+                    group: 1,
+                    generation: 1,
+                    rank: 1,
+                };
+                let ring = Ring::form(
+                    me,
+                    &peers2,
+                    l1,
+                    Duration::from_secs(60),
+                    &RingBreaker::default(),
+                )
+                .unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                b.break_ring();
+                drop(ring);
+            });
+            let me = Member {
+                group: 1,
+                generation: 1,
+                rank: 0,
+            };
+            let mut ring =
+                Ring::form(me, &peers, &listeners[0], Duration::from_secs(60), &breaker).unwrap();
+            let mut v = vec![1.0f32; 10];
+            ring.all_reduce(&mut v).unwrap_err()
+        });
+        assert!(t.elapsed() < Duration::from_secs(30), "{err}");
+    }
+}

@@ -1,0 +1,500 @@
+//! A checked [`Spec`] made runnable: forward passes, and gradients of the loss by backward
+//! passes, over a flat parameter vector (one buffer, so an all-reduce or an optimizer step
+//! touches it in one go).
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::ops::{col2im, gemm, im2col};
+use super::spec::{Layer, Loss, ParamShape, Spec};
+use super::{NnError, Targets};
+
+/// A network ready to run: its spec, the shape after each layer, where each parameter tensor
+/// lives in the flat vector.
+#[derive(Debug, Clone)]
+pub struct Network {
+    spec: Spec,
+    shapes: Vec<Vec<usize>>,
+    params: Vec<(ParamShape, usize)>,
+    /// Offset of each layer's weight in the flat vector (layers without parameters: 0).
+    offsets: Vec<usize>,
+    len: usize,
+}
+
+/// What the forward pass keeps for the backward pass, per layer.
+enum Saved {
+    None,
+    /// Max-pool: the input index each output came from.
+    Argmax(Vec<u32>),
+    /// Dropout: the factor each value was multiplied by (0 or 1/(1-p)).
+    Mask(Vec<f32>),
+}
+
+impl Network {
+    /// Checks `spec` and lays its parameters out.
+    pub fn new(spec: Spec) -> Result<Network, NnError> {
+        let shapes = spec.shapes()?;
+        let shapes_of = spec.params()?;
+        let mut params = Vec::new();
+        let mut len = 0;
+        for p in shapes_of {
+            let n: usize = p.shape.iter().product();
+            params.push((p, len));
+            len += n;
+        }
+        let mut offsets = Vec::new();
+        let mut next = 0;
+        for l in &spec.layers {
+            match l {
+                Layer::Conv2d { .. } | Layer::Dense { .. } => {
+                    offsets.push(params[next].1);
+                    next += 2;
+                }
+                _ => offsets.push(0),
+            }
+        }
+        Ok(Network {
+            spec,
+            shapes,
+            params,
+            offsets,
+            len,
+        })
+    }
+
+    /// The spec it runs.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// Parameters in all.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a network without parameters.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The parameter tensors and their offsets in the flat vector.
+    pub fn param_shapes(&self) -> &[(ParamShape, usize)] {
+        &self.params
+    }
+
+    /// Values per input sample.
+    pub fn input_len(&self) -> usize {
+        self.shapes[0].iter().product()
+    }
+
+    /// Values per output sample.
+    pub fn output_len(&self) -> usize {
+        self.shapes.last().map(|s| s.iter().product()).unwrap_or(0)
+    }
+
+    /// PyTorch's default initialisation, seeded: weights and biases uniform in
+    /// +-1/sqrt(fan_in) (Kaiming uniform with a = sqrt(5)).
+    pub fn init(&self, seed: u64) -> Vec<f32> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut out = vec![0.0; self.len];
+        let mut fan_in = 1;
+        for (p, off) in &self.params {
+            if p.name.ends_with(".weight") {
+                fan_in = p.shape[1..].iter().product::<usize>().max(1);
+            }
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let n: usize = p.shape.iter().product();
+            for v in &mut out[*off..off + n] {
+                *v = rng.random_range(-bound..bound);
+            }
+        }
+        out
+    }
+
+    /// The outputs for `x` (`batch` samples of [`input_len`](Self::input_len) values), dropout
+    /// off.
+    pub fn forward(&self, params: &[f32], x: &[f32]) -> Result<Vec<f32>, NnError> {
+        let batch = self.batch_of(params, x)?;
+        let mut out = Vec::with_capacity(batch * self.output_len());
+        // In slices, so that activations of a large evaluation set stay small.
+        for chunk in x.chunks(256 * self.input_len().max(1)) {
+            let (mut acts, _) = self.run(params, chunk, None);
+            out.append(acts.last_mut().expect("one per layer"));
+        }
+        Ok(out)
+    }
+
+    /// Adds the gradient of the mean loss over the batch to `grad` and returns the mean loss.
+    /// The batch is cut into `threads` slices computed in parallel; dropout masks are drawn
+    /// from `seed` (and the slice), so a gradient is reproducible.
+    pub fn gradient(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        targets: Targets<'_>,
+        seed: u64,
+        threads: usize,
+        grad: &mut [f32],
+    ) -> Result<f32, NnError> {
+        let batch = self.batch_of(params, x)?;
+        if grad.len() != self.len {
+            return Err(NnError::Shape(format!(
+                "{} gradient values for {} parameters",
+                grad.len(),
+                self.len
+            )));
+        }
+        let outs = self.output_len();
+        match targets {
+            Targets::Classes(y) if self.spec.loss.classifies() => {
+                if y.len() != batch {
+                    return Err(NnError::Shape(format!(
+                        "{} labels for {batch} samples",
+                        y.len()
+                    )));
+                }
+                if let Some(bad) = y.iter().find(|&&l| l as usize >= outs) {
+                    return Err(NnError::Shape(format!(
+                        "label {bad} for a network of {outs} classes"
+                    )));
+                }
+            }
+            Targets::Values(t) if !self.spec.loss.classifies() => {
+                if t.len() != batch * outs {
+                    return Err(NnError::Shape(format!(
+                        "{} targets for {batch} samples of {outs} outputs",
+                        t.len()
+                    )));
+                }
+            }
+            _ => {
+                return Err(NnError::Shape(format!(
+                    "loss {:?} needs {}",
+                    self.spec.loss,
+                    if self.spec.loss.classifies() {
+                        "class labels"
+                    } else {
+                        "value targets"
+                    }
+                )))
+            }
+        }
+        let threads = threads.clamp(1, batch.max(1));
+        let per = batch.div_ceil(threads);
+        let inl = self.input_len();
+        let results: Vec<(f32, Vec<f32>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .filter(|t| t * per < batch)
+                .map(|t| {
+                    let (lo, hi) = (t * per, ((t + 1) * per).min(batch));
+                    let xs = &x[lo * inl..hi * inl];
+                    let ts = targets.slice(lo, hi, outs);
+                    s.spawn(move || {
+                        let mut g = vec![0.0; self.len];
+                        let mut rng = StdRng::seed_from_u64(
+                            seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        );
+                        let loss = self.backprop(params, xs, ts, batch, &mut rng, &mut g);
+                        (loss, g)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a gradient thread panicked"))
+                .collect()
+        });
+        let mut loss = 0.0;
+        for (l, g) in results {
+            loss += l;
+            for (a, b) in grad.iter_mut().zip(&g) {
+                *a += b;
+            }
+        }
+        Ok(loss)
+    }
+
+    fn batch_of(&self, params: &[f32], x: &[f32]) -> Result<usize, NnError> {
+        if params.len() != self.len {
+            return Err(NnError::Shape(format!(
+                "{} parameter values for a network of {}",
+                params.len(),
+                self.len
+            )));
+        }
+        let inl = self.input_len();
+        if x.is_empty() || !x.len().is_multiple_of(inl) {
+            return Err(NnError::Shape(format!(
+                "{} input values are not whole samples of {:?} ({inl} values)",
+                x.len(),
+                self.shapes[0]
+            )));
+        }
+        Ok(x.len() / inl)
+    }
+
+    /// Forward pass over one slice, keeping what backward needs (dropout only with `rng`).
+    fn run(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        mut rng: Option<&mut StdRng>,
+    ) -> (Vec<Vec<f32>>, Vec<Saved>) {
+        let batch = x.len() / self.input_len();
+        let mut acts = vec![x.to_vec()];
+        let mut saved = Vec::with_capacity(self.spec.layers.len());
+        for (i, l) in self.spec.layers.iter().enumerate() {
+            let (ins, outs) = (&self.shapes[i], &self.shapes[i + 1]);
+            let inp = acts.last().expect("the input at least");
+            let (inl, outl) = (
+                ins.iter().product::<usize>(),
+                outs.iter().product::<usize>(),
+            );
+            let mut y = vec![0.0f32; batch * outl];
+            let mut keep = Saved::None;
+            match l {
+                Layer::Conv2d { out, kernel, .. } => {
+                    let (c, h, w) = (ins[0], ins[1], ins[2]);
+                    let (w_, b_) = self.wb(params, i, out * c * kernel * kernel, *out);
+                    let ckk = c * kernel * kernel;
+                    let p = outs[1] * outs[2];
+                    let mut col = vec![0.0; ckk * p];
+                    for (xi, yi) in inp.chunks(inl).zip(y.chunks_mut(outl)) {
+                        im2col(xi, (c, h, w), *kernel, &mut col);
+                        for (o, row) in yi.chunks_mut(p).enumerate() {
+                            row.fill(b_[o]);
+                        }
+                        gemm(*out, ckk, p, w_, false, &col, false, yi, 1.0);
+                    }
+                }
+                Layer::Dense { out, .. } => {
+                    let (w_, b_) = self.wb(params, i, out * inl, *out);
+                    for row in y.chunks_mut(*out) {
+                        row.copy_from_slice(b_);
+                    }
+                    gemm(batch, inl, *out, inp, false, w_, true, &mut y, 1.0);
+                }
+                Layer::MaxPool { size } => {
+                    let (c, h, w) = (ins[0], ins[1], ins[2]);
+                    let (oh, ow) = (outs[1], outs[2]);
+                    let mut arg = vec![0u32; y.len()];
+                    for b in 0..batch {
+                        for ch in 0..c {
+                            let base = (b * c + ch) * h * w;
+                            for oy in 0..oh {
+                                for ox in 0..ow {
+                                    let mut best = (f32::NEG_INFINITY, 0);
+                                    for dy in 0..*size {
+                                        let r = base + (oy * size + dy) * w + ox * size;
+                                        for (dx, &v) in inp[r..r + size].iter().enumerate() {
+                                            if v > best.0 {
+                                                best = (v, r + dx);
+                                            }
+                                        }
+                                    }
+                                    let o = ((b * c + ch) * oh + oy) * ow + ox;
+                                    y[o] = best.0;
+                                    arg[o] = (best.1 - b * inl) as u32;
+                                }
+                            }
+                        }
+                    }
+                    keep = Saved::Argmax(arg);
+                }
+                Layer::Relu => y.iter_mut().zip(inp).for_each(|(y, &v)| *y = v.max(0.0)),
+                Layer::Tanh => y.iter_mut().zip(inp).for_each(|(y, &v)| *y = v.tanh()),
+                Layer::Dropout { p } => match rng.as_deref_mut() {
+                    Some(rng) if *p > 0.0 => {
+                        let scale = 1.0 / (1.0 - p);
+                        let mask: Vec<f32> = (0..y.len())
+                            .map(|_| if rng.random::<f32>() < *p { 0.0 } else { scale })
+                            .collect();
+                        y.iter_mut()
+                            .zip(inp)
+                            .zip(&mask)
+                            .for_each(|((y, v), m)| *y = v * m);
+                        keep = Saved::Mask(mask);
+                    }
+                    _ => y.copy_from_slice(inp),
+                },
+                Layer::Flatten => y.copy_from_slice(inp),
+                Layer::LogSoftmax => {
+                    for (yr, xr) in y.chunks_mut(outl).zip(inp.chunks(inl)) {
+                        log_softmax(xr, yr);
+                    }
+                }
+            }
+            acts.push(y);
+            saved.push(keep);
+        }
+        (acts, saved)
+    }
+
+    /// Forward and backward over one slice of a batch of `total`; returns its share of the
+    /// mean loss and adds its share of the gradient to `grad`.
+    fn backprop(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        targets: Targets<'_>,
+        total: usize,
+        rng: &mut StdRng,
+        grad: &mut [f32],
+    ) -> f32 {
+        let (acts, saved) = self.run(params, x, Some(rng));
+        let batch = x.len() / self.input_len();
+        let out = acts.last().expect("one per layer");
+        let outl = self.output_len();
+        let mut dy = vec![0.0f32; out.len()];
+        let n = total as f32;
+        let mut loss = 0.0f64;
+        match (self.spec.loss, targets) {
+            (Loss::Nll, Targets::Classes(y)) => {
+                for (b, &l) in y.iter().enumerate() {
+                    loss -= out[b * outl + l as usize] as f64;
+                    dy[b * outl + l as usize] = -1.0 / n;
+                }
+            }
+            (Loss::CrossEntropy, Targets::Classes(y)) => {
+                let mut lp = vec![0.0; outl];
+                for (b, &l) in y.iter().enumerate() {
+                    log_softmax(&out[b * outl..(b + 1) * outl], &mut lp);
+                    loss -= lp[l as usize] as f64;
+                    for (k, d) in dy[b * outl..(b + 1) * outl].iter_mut().enumerate() {
+                        *d = (lp[k].exp() - if k == l as usize { 1.0 } else { 0.0 }) / n;
+                    }
+                }
+            }
+            (_, Targets::Values(t)) => {
+                let m = n * outl as f32;
+                for ((d, &o), &t) in dy.iter_mut().zip(out).zip(t) {
+                    loss += ((o - t) as f64).powi(2);
+                    *d = 2.0 * (o - t) / m;
+                }
+                loss /= outl as f64;
+            }
+            _ => unreachable!("targets were checked against the loss"),
+        }
+        for (i, l) in self.spec.layers.iter().enumerate().rev() {
+            let (ins, outs) = (&self.shapes[i], &self.shapes[i + 1]);
+            let (inl, outl) = (
+                ins.iter().product::<usize>(),
+                outs.iter().product::<usize>(),
+            );
+            let inp = &acts[i];
+            let need_dx = i > 0;
+            let mut dx = if need_dx {
+                vec![0.0f32; batch * inl]
+            } else {
+                Vec::new()
+            };
+            match l {
+                Layer::Conv2d { out, kernel, .. } => {
+                    let (c, h, w) = (ins[0], ins[1], ins[2]);
+                    let ckk = c * kernel * kernel;
+                    let p = outs[1] * outs[2];
+                    let off = self.offsets[i];
+                    let w_ = &params[off..off + out * ckk];
+                    let (gw, gb) = grad[off..off + out * ckk + out].split_at_mut(out * ckk);
+                    let mut col = vec![0.0; ckk * p];
+                    let mut dcol = vec![0.0; if need_dx { ckk * p } else { 0 }];
+                    for (b, dyi) in dy.chunks(outl).enumerate() {
+                        im2col(&inp[b * inl..(b + 1) * inl], (c, h, w), *kernel, &mut col);
+                        gemm(*out, p, ckk, dyi, false, &col, true, gw, 1.0);
+                        for (o, row) in dyi.chunks(p).enumerate() {
+                            gb[o] += row.iter().sum::<f32>();
+                        }
+                        if need_dx {
+                            gemm(ckk, *out, p, w_, true, dyi, false, &mut dcol, 0.0);
+                            col2im(&dcol, (c, h, w), *kernel, &mut dx[b * inl..(b + 1) * inl]);
+                        }
+                    }
+                }
+                Layer::Dense { out, .. } => {
+                    let off = self.offsets[i];
+                    let (gw, gb) = grad[off..off + out * inl + out].split_at_mut(out * inl);
+                    gemm(*out, batch, inl, &dy, true, inp, false, gw, 1.0);
+                    for row in dy.chunks(*out) {
+                        gb.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+                    }
+                    if need_dx {
+                        gemm(
+                            batch,
+                            *out,
+                            inl,
+                            &dy,
+                            false,
+                            &params[off..off + out * inl],
+                            false,
+                            &mut dx,
+                            0.0,
+                        );
+                    }
+                }
+                Layer::MaxPool { .. } => {
+                    if let (true, Saved::Argmax(arg)) = (need_dx, &saved[i]) {
+                        for (b, (dyi, ai)) in dy.chunks(outl).zip(arg.chunks(outl)).enumerate() {
+                            let dxi = &mut dx[b * inl..(b + 1) * inl];
+                            for (d, &a) in dyi.iter().zip(ai) {
+                                dxi[a as usize] += d;
+                            }
+                        }
+                    }
+                }
+                Layer::Relu => dx
+                    .iter_mut()
+                    .zip(&dy)
+                    .zip(&acts[i + 1])
+                    .for_each(|((dx, d), &y)| *dx = if y > 0.0 { *d } else { 0.0 }),
+                Layer::Tanh => dx
+                    .iter_mut()
+                    .zip(&dy)
+                    .zip(&acts[i + 1])
+                    .for_each(|((dx, d), &y)| *dx = d * (1.0 - y * y)),
+                Layer::Dropout { .. } => match &saved[i] {
+                    Saved::Mask(m) => dx
+                        .iter_mut()
+                        .zip(&dy)
+                        .zip(m)
+                        .for_each(|((dx, d), m)| *dx = d * m),
+                    _ => dx.iter_mut().zip(&dy).for_each(|(dx, d)| *dx = *d),
+                },
+                Layer::Flatten => dx.iter_mut().zip(&dy).for_each(|(dx, d)| *dx = *d),
+                Layer::LogSoftmax => {
+                    for ((dxr, dyr), yr) in dx
+                        .chunks_mut(inl)
+                        .zip(dy.chunks(outl))
+                        .zip(acts[i + 1].chunks(outl))
+                    {
+                        let s: f32 = dyr.iter().sum();
+                        for ((dx, d), y) in dxr.iter_mut().zip(dyr).zip(yr) {
+                            *dx = d - y.exp() * s;
+                        }
+                    }
+                }
+            }
+            if !need_dx {
+                break;
+            }
+            dy = dx;
+        }
+        (loss / total as f64) as f32
+    }
+
+    fn wb<'p>(
+        &self,
+        params: &'p [f32],
+        layer: usize,
+        weights: usize,
+        biases: usize,
+    ) -> (&'p [f32], &'p [f32]) {
+        let off = self.offsets[layer];
+        params[off..off + weights + biases].split_at(weights)
+    }
+}
+
+fn log_softmax(x: &[f32], y: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = max + x.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+    y.iter_mut().zip(x).for_each(|(y, v)| *y = v - lse);
+}
