@@ -106,3 +106,62 @@ pub struct Times {
     /// Evaluation on the test shard.
     pub testing: f64,
 }
+
+/// Time of one ring all-reduce of `values` f32 among `world` workers (threads of this process
+/// over loopback TCP, as between nodes of one host), the mean of `rounds`, and the bytes each
+/// worker sends per all-reduce. For benchmarks: `scripts/bench-allreduce.sh` sets it beside a
+/// plain TCP transfer of the same bytes.
+pub fn measure_ring(
+    world: usize,
+    values: usize,
+    rounds: usize,
+) -> std::io::Result<(std::time::Duration, u64)> {
+    use std::net::TcpListener;
+    let listeners: Vec<TcpListener> = (0..world)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    let peers: Vec<SocketAddr> = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<_, _>>()?;
+    let timeout = std::time::Duration::from_secs(60);
+    let times = std::thread::scope(|s| {
+        let handles: Vec<_> = listeners
+            .iter()
+            .enumerate()
+            .map(|(rank, l)| {
+                let peers = peers.clone();
+                s.spawn(move || -> Result<std::time::Duration, ring::RingError> {
+                    let me = ring::Member {
+                        group: 1,
+                        generation: 1,
+                        rank: rank as u32,
+                    };
+                    let mut r =
+                        ring::Ring::form(me, &peers, l, timeout, &ring::RingBreaker::default())?;
+                    let mut v = vec![1.0f32; values];
+                    r.all_reduce(&mut v)?; // warm-up
+                    let t = std::time::Instant::now();
+                    for _ in 0..rounds.max(1) {
+                        r.all_reduce(&mut v)?;
+                    }
+                    Ok(t.elapsed() / rounds.max(1) as u32)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("ring thread"))
+            .collect::<Vec<_>>()
+    });
+    let mut worst = std::time::Duration::ZERO;
+    for t in times {
+        worst = worst.max(t.map_err(|e| std::io::Error::other(e.0))?);
+    }
+    let sent = if world > 1 {
+        2 * (world as u64 - 1) * (values as u64 * 4) / world as u64
+    } else {
+        0
+    };
+    Ok((worst, sent))
+}

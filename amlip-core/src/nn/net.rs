@@ -2,6 +2,8 @@
 //! passes, over a flat parameter vector (one buffer, so an all-reduce or an optimizer step
 //! touches it in one go).
 
+use std::sync::{Arc, Mutex};
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -19,6 +21,39 @@ pub struct Network {
     /// Offset of each layer's weight in the flat vector (layers without parameters: 0).
     offsets: Vec<usize>,
     len: usize,
+    /// Buffers of finished passes, reused: a training step allocates tens of MB of
+    /// activations, and fresh pages (faulted in, zeroed, unmapped) cost a quarter of a step.
+    floats: Arc<Pool<f32>>,
+    indices: Arc<Pool<u32>>,
+}
+
+/// Free buffers.
+#[derive(Debug, Default)]
+struct Pool<T>(Mutex<Vec<Vec<T>>>);
+
+/// Most buffers a pool keeps.
+const POOL_MAX: usize = 64;
+
+impl<T: Copy + Default> Pool<T> {
+    /// `n` zeros in a reused buffer if one is large enough.
+    fn zeros(&self, n: usize) -> Vec<T> {
+        let mut free = self.0.lock().expect("pool lock");
+        let mut v = match free.iter().position(|b| b.capacity() >= n) {
+            Some(i) => free.swap_remove(i),
+            None => Vec::with_capacity(n),
+        };
+        drop(free);
+        v.clear();
+        v.resize(n, T::default());
+        v
+    }
+
+    fn give(&self, v: Vec<T>) {
+        let mut free = self.0.lock().expect("pool lock");
+        if free.len() < POOL_MAX && v.capacity() > 0 {
+            free.push(v);
+        }
+    }
 }
 
 /// What the forward pass keeps for the backward pass, per layer.
@@ -59,6 +94,8 @@ impl Network {
             params,
             offsets,
             len,
+            floats: Arc::default(),
+            indices: Arc::default(),
         })
     }
 
@@ -118,8 +155,9 @@ impl Network {
         let mut out = Vec::with_capacity(batch * self.output_len());
         // In slices, so that activations of a large evaluation set stay small.
         for chunk in x.chunks(256 * self.input_len().max(1)) {
-            let (mut acts, _) = self.run(params, chunk, None);
-            out.append(acts.last_mut().expect("one per layer"));
+            let (mut acts, saved) = self.run(params, chunk, None);
+            out.extend_from_slice(acts.last_mut().expect("one per layer"));
+            self.recycle(acts, saved);
         }
         Ok(out)
     }
@@ -180,6 +218,10 @@ impl Network {
             }
         }
         let threads = threads.clamp(1, batch.max(1));
+        if threads == 1 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            return Ok(self.backprop(params, x, targets, batch, &mut rng, grad));
+        }
         let per = batch.div_ceil(threads);
         let inl = self.input_len();
         let results: Vec<(f32, Vec<f32>)> = std::thread::scope(|s| {
@@ -190,7 +232,7 @@ impl Network {
                     let xs = &x[lo * inl..hi * inl];
                     let ts = targets.slice(lo, hi, outs);
                     s.spawn(move || {
-                        let mut g = vec![0.0; self.len];
+                        let mut g = self.floats.zeros(self.len);
                         let mut rng = StdRng::seed_from_u64(
                             seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                         );
@@ -210,6 +252,7 @@ impl Network {
             for (a, b) in grad.iter_mut().zip(&g) {
                 *a += b;
             }
+            self.floats.give(g);
         }
         Ok(loss)
     }
@@ -241,7 +284,9 @@ impl Network {
         mut rng: Option<&mut StdRng>,
     ) -> (Vec<Vec<f32>>, Vec<Saved>) {
         let batch = x.len() / self.input_len();
-        let mut acts = vec![x.to_vec()];
+        let mut first = self.floats.zeros(x.len());
+        first.copy_from_slice(x);
+        let mut acts = vec![first];
         let mut saved = Vec::with_capacity(self.spec.layers.len());
         for (i, l) in self.spec.layers.iter().enumerate() {
             let (ins, outs) = (&self.shapes[i], &self.shapes[i + 1]);
@@ -250,7 +295,7 @@ impl Network {
                 ins.iter().product::<usize>(),
                 outs.iter().product::<usize>(),
             );
-            let mut y = vec![0.0f32; batch * outl];
+            let mut y = self.floats.zeros(batch * outl);
             let mut keep = Saved::None;
             match l {
                 Layer::Conv2d { out, kernel, .. } => {
@@ -258,7 +303,7 @@ impl Network {
                     let (w_, b_) = self.wb(params, i, out * c * kernel * kernel, *out);
                     let ckk = c * kernel * kernel;
                     let p = outs[1] * outs[2];
-                    let mut col = vec![0.0; ckk * p];
+                    let mut col = self.floats.zeros(ckk * p);
                     for (xi, yi) in inp.chunks(inl).zip(y.chunks_mut(outl)) {
                         im2col(xi, (c, h, w), *kernel, &mut col);
                         for (o, row) in yi.chunks_mut(p).enumerate() {
@@ -266,6 +311,7 @@ impl Network {
                         }
                         gemm(*out, ckk, p, w_, false, &col, false, yi, 1.0);
                     }
+                    self.floats.give(col);
                 }
                 Layer::Dense { out, .. } => {
                     let (w_, b_) = self.wb(params, i, out * inl, *out);
@@ -277,7 +323,7 @@ impl Network {
                 Layer::MaxPool { size } => {
                     let (c, h, w) = (ins[0], ins[1], ins[2]);
                     let (oh, ow) = (outs[1], outs[2]);
-                    let mut arg = vec![0u32; y.len()];
+                    let mut arg = self.indices.zeros(y.len());
                     for b in 0..batch {
                         for ch in 0..c {
                             let base = (b * c + ch) * h * w;
@@ -306,9 +352,10 @@ impl Network {
                 Layer::Dropout { p } => match rng.as_deref_mut() {
                     Some(rng) if *p > 0.0 => {
                         let scale = 1.0 / (1.0 - p);
-                        let mask: Vec<f32> = (0..y.len())
-                            .map(|_| if rng.random::<f32>() < *p { 0.0 } else { scale })
-                            .collect();
+                        let mut mask = self.floats.zeros(y.len());
+                        for m in mask.iter_mut() {
+                            *m = if rng.random::<f32>() < *p { 0.0 } else { scale };
+                        }
                         y.iter_mut()
                             .zip(inp)
                             .zip(&mask)
@@ -345,7 +392,7 @@ impl Network {
         let batch = x.len() / self.input_len();
         let out = acts.last().expect("one per layer");
         let outl = self.output_len();
-        let mut dy = vec![0.0f32; out.len()];
+        let mut dy = self.floats.zeros(out.len());
         let n = total as f32;
         let mut loss = 0.0f64;
         match (self.spec.loss, targets) {
@@ -384,7 +431,7 @@ impl Network {
             let inp = &acts[i];
             let need_dx = i > 0;
             let mut dx = if need_dx {
-                vec![0.0f32; batch * inl]
+                self.floats.zeros(batch * inl)
             } else {
                 Vec::new()
             };
@@ -396,8 +443,8 @@ impl Network {
                     let off = self.offsets[i];
                     let w_ = &params[off..off + out * ckk];
                     let (gw, gb) = grad[off..off + out * ckk + out].split_at_mut(out * ckk);
-                    let mut col = vec![0.0; ckk * p];
-                    let mut dcol = vec![0.0; if need_dx { ckk * p } else { 0 }];
+                    let mut col = self.floats.zeros(ckk * p);
+                    let mut dcol = self.floats.zeros(if need_dx { ckk * p } else { 0 });
                     for (b, dyi) in dy.chunks(outl).enumerate() {
                         im2col(&inp[b * inl..(b + 1) * inl], (c, h, w), *kernel, &mut col);
                         gemm(*out, p, ckk, dyi, false, &col, true, gw, 1.0);
@@ -409,6 +456,8 @@ impl Network {
                             col2im(&dcol, (c, h, w), *kernel, &mut dx[b * inl..(b + 1) * inl]);
                         }
                     }
+                    self.floats.give(col);
+                    self.floats.give(dcol);
                 }
                 Layer::Dense { out, .. } => {
                     let off = self.offsets[i];
@@ -476,9 +525,25 @@ impl Network {
             if !need_dx {
                 break;
             }
-            dy = dx;
+            self.floats.give(std::mem::replace(&mut dy, dx));
         }
+        self.floats.give(dy);
+        self.recycle(acts, saved);
         (loss / total as f64) as f32
+    }
+
+    /// Returns a pass's buffers to the pools.
+    fn recycle(&self, acts: Vec<Vec<f32>>, saved: Vec<Saved>) {
+        for a in acts {
+            self.floats.give(a);
+        }
+        for s in saved {
+            match s {
+                Saved::Mask(m) => self.floats.give(m),
+                Saved::Argmax(a) => self.indices.give(a),
+                Saved::None => {}
+            }
+        }
     }
 
     fn wb<'p>(
