@@ -75,6 +75,7 @@ pub mod nn;
 pub mod node;
 pub mod payload;
 pub(crate) mod peers;
+pub mod pipeline;
 pub(crate) mod protocol;
 pub(crate) mod runtime;
 pub mod session;

@@ -1,5 +1,6 @@
 //! `computing-node`: serves jobs from any main on the domain until Ctrl-C.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use amlip_core::cli::metrics::{self, Sources};
@@ -7,6 +8,7 @@ use amlip_core::cli::serve::HttpServer;
 use amlip_core::cli::{self, NodeArgs};
 use amlip_core::infer::{shape_text, HostOptions, Model, ModelHost, ModelServer};
 use amlip_core::kind::plain;
+use amlip_core::pipeline::{Evaluate, PrepareData, Program};
 use amlip_core::prelude::*;
 use anyhow::Context;
 use clap::Parser;
@@ -61,9 +63,33 @@ struct Args {
     #[arg(long)]
     serve_models: bool,
 
+    /// Pipelines' `prepare` tasks read data under this directory only [default: datasets,
+    /// here or next to the repository the binary was built in].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Run pipelines' `program` tasks: programs under DIR only (none without this flag).
+    #[arg(long, value_name = "DIR")]
+    allow_programs: Option<PathBuf>,
+
     /// Log every job.
     #[arg(short, long)]
     verbose: bool,
+}
+
+/// The data directory: as given, else `datasets` here or beside the binary's repository.
+fn data_dir(given: Option<&Path>) -> PathBuf {
+    if let Some(d) = given {
+        return d.to_owned();
+    }
+    let rel = Path::new("datasets");
+    if rel.exists() {
+        return rel.to_owned();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().map(|a| a.join(rel)).find(|p| p.exists()))
+        .unwrap_or_else(|| rel.to_owned())
 }
 
 fn main() -> std::process::ExitCode {
@@ -92,6 +118,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             tutorial_digit: args.tutorial_digit,
         }),
     };
+    let registry = registry
+        .with(PrepareData::new(data_dir(args.data_dir.as_deref())))
+        .with(Evaluate)
+        .with(Program::new(args.allow_programs.clone()));
     let kinds = registry.kinds().join(", ");
     let host = start_model_host(&args)?;
     let work_time = args.work_time;

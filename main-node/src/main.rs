@@ -3,6 +3,7 @@
 
 mod infer;
 mod jobs;
+mod pipeline;
 mod status;
 mod train;
 
@@ -36,6 +37,9 @@ enum Command {
     /// Train on MNIST or your own data across the computing nodes (AML or MLP), evaluate,
     /// print a table.
     Train(Box<train::TrainArgs>),
+    /// Run a pipeline of tasks (prepare, train, evaluate, program) from a TOML file across
+    /// the computing nodes; independent tasks run at once, failed ones are re-run.
+    Pipeline(pipeline::PipelineArgs),
     /// Send one job and print (or save) its solution.
     Send {
         /// The job's payload, as text.
@@ -133,6 +137,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Train(t) => train::run(&args.node, &t, &stop, &sources),
+        Command::Pipeline(p) => pipeline::run(&args.node, &p, &stop),
         Command::Jobs(j) => jobs::run(&args.node, &j, &stop, &sources),
         Command::Status(s) => status::run(&args.node, &s, &stop, &sources),
         Command::Infer(i) => infer::run(&args.node, &i, &stop),

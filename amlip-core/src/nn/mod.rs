@@ -7,7 +7,7 @@
 //! - `net`: [`Network`]: forward and backward passes over one flat parameter vector,
 //!   a batch's slices in parallel threads.
 //! - `optim`: [`Optimizer`] and its [`OptimState`].
-//! - `ops`: matrix products (`matrixmultiply`) and im2col.
+//! - `ops`: matrix products (the `gemm` crate) and im2col.
 //!
 //! Why not a tensor crate: the layers are few, their backward passes are a page, and plain
 //! `matrixmultiply` GEMMs over im2col are as fast as PyTorch's CPU kernels on this network

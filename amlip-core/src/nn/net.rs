@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use rand::rngs::StdRng;
+use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::ops::{col2im, gemm, im2col};
@@ -37,15 +37,33 @@ const POOL_MAX: usize = 64;
 impl<T: Copy + Default> Pool<T> {
     /// `n` zeros in a reused buffer if one is large enough.
     fn zeros(&self, n: usize) -> Vec<T> {
-        let mut free = self.0.lock().expect("pool lock");
-        let mut v = match free.iter().position(|b| b.capacity() >= n) {
-            Some(i) => free.swap_remove(i),
-            None => Vec::with_capacity(n),
-        };
-        drop(free);
+        let mut v = self.take(n);
         v.clear();
         v.resize(n, T::default());
         v
+    }
+
+    /// `n` values of whatever a reused buffer held, for outputs written in full.
+    fn scratch(&self, n: usize) -> Vec<T> {
+        let mut v = self.take(n);
+        if v.len() >= n {
+            v.truncate(n);
+        } else {
+            v.resize(n, T::default());
+        }
+        v
+    }
+
+    /// The smallest free buffer of at least `n` values, or a new one.
+    fn take(&self, n: usize) -> Vec<T> {
+        let mut free = self.0.lock().expect("pool lock");
+        let best = (0..free.len())
+            .filter(|&i| free[i].capacity() >= n)
+            .min_by_key(|&i| free[i].capacity());
+        match best {
+            Some(i) => free.swap_remove(i),
+            None => Vec::with_capacity(n),
+        }
     }
 
     fn give(&self, v: Vec<T>) {
@@ -132,7 +150,7 @@ impl Network {
     /// PyTorch's default initialisation, seeded: weights and biases uniform in
     /// +-1/sqrt(fan_in) (Kaiming uniform with a = sqrt(5)).
     pub fn init(&self, seed: u64) -> Vec<f32> {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = SmallRng::seed_from_u64(seed);
         let mut out = vec![0.0; self.len];
         let mut fan_in = 1;
         for (p, off) in &self.params {
@@ -219,7 +237,7 @@ impl Network {
         }
         let threads = threads.clamp(1, batch.max(1));
         if threads == 1 {
-            let mut rng = StdRng::seed_from_u64(seed);
+            let mut rng = SmallRng::seed_from_u64(seed);
             return Ok(self.backprop(params, x, targets, batch, &mut rng, grad));
         }
         let per = batch.div_ceil(threads);
@@ -233,7 +251,7 @@ impl Network {
                     let ts = targets.slice(lo, hi, outs);
                     s.spawn(move || {
                         let mut g = self.floats.zeros(self.len);
-                        let mut rng = StdRng::seed_from_u64(
+                        let mut rng = SmallRng::seed_from_u64(
                             seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                         );
                         let loss = self.backprop(params, xs, ts, batch, &mut rng, &mut g);
@@ -281,10 +299,10 @@ impl Network {
         &self,
         params: &[f32],
         x: &[f32],
-        mut rng: Option<&mut StdRng>,
+        mut rng: Option<&mut SmallRng>,
     ) -> (Vec<Vec<f32>>, Vec<Saved>) {
         let batch = x.len() / self.input_len();
-        let mut first = self.floats.zeros(x.len());
+        let mut first = self.floats.scratch(x.len());
         first.copy_from_slice(x);
         let mut acts = vec![first];
         let mut saved = Vec::with_capacity(self.spec.layers.len());
@@ -295,7 +313,7 @@ impl Network {
                 ins.iter().product::<usize>(),
                 outs.iter().product::<usize>(),
             );
-            let mut y = self.floats.zeros(batch * outl);
+            let mut y = self.floats.scratch(batch * outl);
             let mut keep = Saved::None;
             match l {
                 Layer::Conv2d { out, kernel, .. } => {
@@ -303,7 +321,7 @@ impl Network {
                     let (w_, b_) = self.wb(params, i, out * c * kernel * kernel, *out);
                     let ckk = c * kernel * kernel;
                     let p = outs[1] * outs[2];
-                    let mut col = self.floats.zeros(ckk * p);
+                    let mut col = self.floats.scratch(ckk * p);
                     for (xi, yi) in inp.chunks(inl).zip(y.chunks_mut(outl)) {
                         im2col(xi, (c, h, w), *kernel, &mut col);
                         for (o, row) in yi.chunks_mut(p).enumerate() {
@@ -352,7 +370,7 @@ impl Network {
                 Layer::Dropout { p } => match rng.as_deref_mut() {
                     Some(rng) if *p > 0.0 => {
                         let scale = 1.0 / (1.0 - p);
-                        let mut mask = self.floats.zeros(y.len());
+                        let mut mask = self.floats.scratch(y.len());
                         for m in mask.iter_mut() {
                             *m = if rng.random::<f32>() < *p { 0.0 } else { scale };
                         }
@@ -385,7 +403,7 @@ impl Network {
         x: &[f32],
         targets: Targets<'_>,
         total: usize,
-        rng: &mut StdRng,
+        rng: &mut SmallRng,
         grad: &mut [f32],
     ) -> f32 {
         let (acts, saved) = self.run(params, x, Some(rng));
@@ -443,8 +461,8 @@ impl Network {
                     let off = self.offsets[i];
                     let w_ = &params[off..off + out * ckk];
                     let (gw, gb) = grad[off..off + out * ckk + out].split_at_mut(out * ckk);
-                    let mut col = self.floats.zeros(ckk * p);
-                    let mut dcol = self.floats.zeros(if need_dx { ckk * p } else { 0 });
+                    let mut col = self.floats.scratch(ckk * p);
+                    let mut dcol = self.floats.scratch(if need_dx { ckk * p } else { 0 });
                     for (b, dyi) in dy.chunks(outl).enumerate() {
                         im2col(&inp[b * inl..(b + 1) * inl], (c, h, w), *kernel, &mut col);
                         gemm(*out, p, ckk, dyi, false, &col, true, gw, 1.0);

@@ -1,4 +1,4 @@
-//! The kernels layers are made of: matrix products (through `matrixmultiply`, which picks
+//! The kernels layers are made of: matrix products (through the `gemm` crate, which picks
 //! AVX2/FMA or AVX-512 code at run time) and the im2col / col2im copies that turn a
 //! convolution into one.
 
@@ -25,21 +25,26 @@ pub(super) fn gemm(
     // SAFETY: the strides above address only a[..m*k], b[..k*n] and c[..m*n], whose lengths
     // were checked; c does not alias a or b (a &mut borrow).
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             m,
-            k,
             n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
+            k,
             c.as_mut_ptr(),
-            n as isize,
             1,
+            n as isize,
+            beta != 0.0,
+            a.as_ptr(),
+            csa,
+            rsa,
+            b.as_ptr(),
+            csb,
+            rsb,
+            beta,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }
@@ -115,5 +120,53 @@ mod tests {
         let lhs: f32 = col.iter().zip(&y).map(|(a, b)| a * b).sum();
         let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-3, "{lhs} vs {rhs}");
+    }
+}
+
+#[cfg(test)]
+mod brute {
+    use super::*;
+
+    #[test]
+    fn gemm_matches_a_naive_product_for_every_transpose_and_beta() {
+        let mut seed = 1u64;
+        let mut r = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            ((seed >> 33) % 1000) as f32 / 100.0 - 5.0
+        };
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (2, 9, 16),
+            (3, 18, 9),
+            (4, 2, 3),
+            (64, 288, 576),
+            (7, 5, 1),
+            (1, 7, 5),
+            (10, 128, 3),
+        ] {
+            for at in [false, true] {
+                for bt in [false, true] {
+                    for beta in [0.0f32, 1.0] {
+                        let a: Vec<f32> = (0..m * k).map(|_| r()).collect();
+                        let b: Vec<f32> = (0..k * n).map(|_| r()).collect();
+                        let c0: Vec<f32> = (0..m * n).map(|_| r()).collect();
+                        let mut c = c0.clone();
+                        gemm(m, k, n, &a, at, &b, bt, &mut c, beta);
+                        for i in 0..m {
+                            for j in 0..n {
+                                let mut s = beta * c0[i * n + j];
+                                for l in 0..k {
+                                    let av = if at { a[l * m + i] } else { a[i * k + l] };
+                                    let bv = if bt { b[j * k + l] } else { b[l * n + j] };
+                                    s += av * bv;
+                                }
+                                let got = c[i * n + j];
+                                assert!((got - s).abs() <= 1e-3 * (1.0 + s.abs()), "m{m} k{k} n{n} at{at} bt{bt} beta{beta}: [{i},{j}] {got} vs {s}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

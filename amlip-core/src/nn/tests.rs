@@ -27,18 +27,32 @@ fn check(spec: Spec, batch: usize, targets: Targets<'_>) {
         net.gradient(p, &x, targets, 11, 1, &mut g).unwrap() as f64
     };
     let mut worst = 0.0f64;
+    let mut kinks = 0;
+    let centre = loss_at(&params);
     for i in 0..net.len() {
-        let eps = 1e-2f32;
+        let eps = 5e-3f32;
         let mut p = params.clone();
         p[i] += eps;
         let up = loss_at(&p);
         p[i] -= 2.0 * eps;
         let down = loss_at(&p);
+        // A ReLU or max-pool switching inside the step makes the one-sided slopes disagree:
+        // no derivative to check there.
+        let (right, left) = ((up - centre) / eps as f64, (centre - down) / eps as f64);
+        if (right - left).abs() > 0.2 * right.abs().max(left.abs()).max(1e-2) {
+            kinks += 1;
+            continue;
+        }
         let numeric = (up - down) / (2.0 * eps as f64);
         let err =
             (numeric - grad[i] as f64).abs() / (numeric.abs().max(grad[i].abs() as f64).max(1e-2));
         worst = worst.max(err);
     }
+    assert!(
+        kinks * 10 <= net.len(),
+        "{kinks} of {} parameters at a kink",
+        net.len()
+    );
     assert!(
         worst < 0.05,
         "{:?}: worst relative error {worst}",
