@@ -28,6 +28,11 @@
 //!   built-in kinds (`aml_train`, `mlp_train`, AML-IP's plain jobs).
 //! - [`session`]: training sessions a main runs: FedAvg of any model, AML on shards, the MLP
 //!   sized from the data (classes or regression); their reports.
+//! - [`group`]: synchronous data-parallel training: a ring all-reduce between computing
+//!   nodes, the main's rendezvous and watch channel, the `group_train` job kind;
+//!   [`session::AllReduce`] drives it and re-forms a group that loses a worker.
+//! - [`pipeline`]: graphs of tasks (prepare, train, evaluate, program) from TOML, run across
+//!   computing nodes with independent tasks at once and bounded retries.
 //! - [`infer`]: serving models (ONNX through tract, amlip's own) to edge nodes over AML-IP's
 //!   inference topics, publishing them through model managers, SmartSim-style sessions.
 //!
@@ -36,6 +41,9 @@
 //!   checked defect by defect; quantile levels and standardisation; shards and hold-outs.
 //! - [`aml`]: the Algebraic Machine Learning engine: training, models, merge, metrics.
 //! - [`mlp`]: a one-hidden-layer network trained by SGD (cross entropy or squared error).
+//! - [`nn`]: networks as data (dense, conv2d, max-pool, dropout, ReLU, tanh, log-softmax;
+//!   NLL, cross-entropy, MSE; SGD with momentum, Adam), forward and backward passes over one
+//!   flat parameter vector.
 //! - [`error`]: the errors node APIs return.
 //! - `cli` (feature `cli`): flags, logging, Ctrl-C, progress display, benchmarks, the HTTP
 //!   server with Prometheus metrics and the dashboard, and training plots, shared by the

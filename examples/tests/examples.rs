@@ -94,3 +94,30 @@ fn inference_session() {
     assert!(out.contains("kmeans: clusters Some([10])"), "{out}");
     assert!(out.contains("forest: prediction"), "{out}");
 }
+
+#[test]
+fn allreduce_pipeline() {
+    let out = run("allreduce_pipeline", &domain());
+    assert!(
+        out.contains("stage 2  train"),
+        "the graph is printed: {out}"
+    );
+    let eval = out
+        .lines()
+        .find(|l| l.starts_with("evaluate: evaluate"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let acc: f64 = eval
+        .split("accuracy ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        acc > 0.9,
+        "dense network, 4 epochs of 6,000 images over 2 workers: {eval}"
+    );
+    assert!(out.contains("hash-checked at"), "{out}");
+}

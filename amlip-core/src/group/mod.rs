@@ -22,7 +22,10 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::nn::{Optimizer, Spec};
+use std::collections::BTreeMap;
+
+use crate::nn::{Network, NnError, OptimState, Optimizer, Spec};
+use crate::payload::{Payload, PayloadError, Tensor};
 
 pub use worker::GroupTrain;
 
@@ -164,4 +167,59 @@ pub fn measure_ring(
         0
     };
     Ok((worst, sent))
+}
+
+/// The parameters a payload carries as `p.<name>` tensors (group jobs, their solutions,
+/// pipeline models).
+pub(crate) fn read_params(p: &Payload, net: &Network) -> Result<Vec<f32>, NnError> {
+    let named: BTreeMap<String, Tensor> = p
+        .tensors()
+        .iter()
+        .filter_map(|(k, t)| k.strip_prefix("p.").map(|n| (n.to_owned(), t.clone())))
+        .collect();
+    net.params_from(&named)
+}
+
+/// Adds `params` as `p.<name>` tensors and, if given, the optimizer's state as `opt.first`
+/// and `opt.second`.
+pub(crate) fn put_state(
+    p: &mut Payload,
+    net: &Network,
+    params: &[f32],
+    state: Option<&OptimState>,
+) {
+    for (name, t) in net.tensors(params) {
+        p.insert(&format!("p.{name}"), t);
+    }
+    for (name, v) in state
+        .iter()
+        .flat_map(|s| [("opt.first", &s.first), ("opt.second", &s.second)])
+    {
+        if !v.is_empty() {
+            p.insert(name, Tensor::from_f32(ndarray::ArrayView1::from(&v[..])));
+        }
+    }
+}
+
+/// The optimizer's state from `opt.first` / `opt.second` (fresh where absent), `steps` in.
+pub(crate) fn read_state(
+    p: &Payload,
+    opt: &Optimizer,
+    net: &Network,
+    steps: u64,
+) -> Result<OptimState, PayloadError> {
+    let mut state = opt.state(net.len());
+    state.steps = steps;
+    for (name, v) in [
+        ("opt.first", &mut state.first),
+        ("opt.second", &mut state.second),
+    ] {
+        if !v.is_empty() && p.tensors().contains_key(name) {
+            *v = p
+                .f32s(name, &[Some(net.len())])?
+                .into_raw_vec_and_offset()
+                .0;
+        }
+    }
+    Ok(state)
 }

@@ -1,7 +1,6 @@
 //! `group_train`: one worker of an all-reduce group. Joins the main's control channel, links
 //! into the ring, then steps through its shard in lockstep with the others.
 
-use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +19,7 @@ use crate::error::BoxError;
 use crate::job::JobContext;
 use crate::kind::JobKind;
 use crate::nn::{self, Network, OptimState, Targets};
-use crate::payload::{Payload, Tensor};
+use crate::payload::Payload;
 
 /// The `group_train` job kind (served by `computing-node`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,13 +36,8 @@ impl JobKind for GroupTrain {
         let net = Network::new(cfg.spec.clone())?;
         let train = Shard::read(&job, "", &net, cfg.pixels)?;
         let test = Shard::read(&job, "test_", &net, cfg.pixels)?;
-        let params: BTreeMap<String, Tensor> = job
-            .tensors()
-            .iter()
-            .filter_map(|(k, t)| k.strip_prefix("p.").map(|n| (n.to_owned(), t.clone())))
-            .collect();
-        let mut params = net.params_from(&params)?;
-        let mut state = read_state(&job, &net, &cfg)?;
+        let mut params = super::read_params(&job, &net)?;
+        let mut state = super::read_state(&job, &cfg.optimizer, &net, cfg.optim_steps)?;
         let timeout = Duration::from_secs_f64(cfg.step_timeout_s);
         let me = Member {
             group: cfg.group,
@@ -248,22 +242,6 @@ fn check(cfg: &GroupJob) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn read_state(job: &Payload, net: &Network, cfg: &GroupJob) -> Result<OptimState, BoxError> {
-    let mut state = cfg.optimizer.state(net.len());
-    state.steps = cfg.optim_steps;
-    for (name, v) in [
-        ("opt.first", &mut state.first),
-        ("opt.second", &mut state.second),
-    ] {
-        if v.is_empty() || !job.tensors().contains_key(name) {
-            continue;
-        }
-        let a = job.f32s(name, &[Some(net.len())])?;
-        *v = a.into_raw_vec_and_offset().0;
-    }
-    Ok(state)
-}
-
 /// Connects to the first reachable control address, binds the ring listener on the
 /// interface that reached it, and sends the join.
 fn join_control(
@@ -318,14 +296,7 @@ fn output(net: &Network, r: GroupResult, state: Option<(&[f32], &OptimState)>) -
         .with_params(&r)
         .expect("a result serialises");
     if let Some((params, st)) = state {
-        for (name, t) in net.tensors(params) {
-            p.insert(&format!("p.{name}"), t);
-        }
-        for (name, v) in [("opt.first", &st.first), ("opt.second", &st.second)] {
-            if !v.is_empty() {
-                p.insert(name, Tensor::from_f32(ndarray::ArrayView1::from(&v[..])));
-            }
-        }
+        super::put_state(&mut p, net, params, Some(st));
     }
     p
 }

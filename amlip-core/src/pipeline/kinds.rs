@@ -14,7 +14,7 @@ use crate::error::BoxError;
 use crate::job::JobContext;
 use crate::kind::JobKind;
 use crate::nn::{Network, Spec, Targets};
-use crate::payload::{Payload, PayloadError, Tensor};
+use crate::payload::{Payload, PayloadError};
 
 /// Most bytes of a program's stdout (and of its stderr) sent back.
 const MAX_OUTPUT: u64 = 64 * 1024;
@@ -126,12 +126,7 @@ impl JobKind for Evaluate {
         let spec: Spec = serde_json::from_value(job.params_json()["spec"].clone())
             .map_err(|e| format!("the model's spec: {e}"))?;
         let net = Network::new(spec)?;
-        let params: std::collections::BTreeMap<String, Tensor> = job
-            .tensors()
-            .iter()
-            .filter_map(|(k, t)| k.strip_prefix("p.").map(|n| (n.to_owned(), t.clone())))
-            .collect();
-        let params = net.params_from(&params)?;
+        let params = crate::group::read_params(&job, &net)?;
         let test = dataset_from(&job, "test_")?;
         let (mean, std) = (
             job.params_json()["pixels"]["mean"].as_f64().unwrap_or(0.0) as f32,

@@ -205,11 +205,12 @@ fn run_task(
                 .with_params(&job)
                 .map_err(|e| e.to_string())?;
             let (out, node) = one_job(main, p, opts, stop)?;
-            let summary = format!(
-                "train {}; test {}",
-                out.params_json()["train"].as_str().unwrap_or("?"),
-                out.params_json()["test"].as_str().unwrap_or("?")
-            );
+            // The set's description without its class counts: one line per task.
+            let short = |k: &str| {
+                let d = out.params_json()[k].as_str().unwrap_or("?");
+                d.split(" (").next().unwrap_or(d).to_owned()
+            };
+            let summary = format!("train {}; test {}", short("train"), short("test"));
             Ok((out, node, summary))
         }
         Work::Train {
@@ -268,9 +269,7 @@ fn run_task(
                     "pixels": { "mean": report.pixels.0, "std": report.pixels.1 },
                 }))
                 .map_err(|e| e.to_string())?;
-            for (name, tensor) in report.network.tensors(&report.params) {
-                out.insert(&format!("p.{name}"), tensor);
-            }
+            crate::group::put_state(&mut out, &report.network, &report.params, None);
             let last = report.epochs.last().map(|e| e.score).unwrap_or(f64::NAN);
             let regroups = report.generations.len() - 1;
             let summary = format!(

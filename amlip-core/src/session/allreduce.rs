@@ -229,7 +229,7 @@ impl AllReduce {
                             )
                         })?;
                     let p = p.expect("checked");
-                    report.params = net.params_from(&strip(&p, "p.")).map_err(|e| bad(&e))?;
+                    report.params = crate::group::read_params(&p, &net).map_err(|e| bad(&e))?;
                     report.generations.push(Generation {
                         world,
                         steps: (first_step, r.optim_steps),
@@ -255,8 +255,8 @@ impl AllReduce {
                         .filter(|(r, _)| r.ending == Ending::Regroup)
                         .count();
                     ck = Checkpoint {
-                        params: net.params_from(&strip(p, "p.")).map_err(|e| bad(&e))?,
-                        state: read_state(&self.optimizer, &net, p, r.optim_steps)?,
+                        params: crate::group::read_params(p, &net).map_err(|e| bad(&e))?,
+                        state: crate::group::read_state(p, &self.optimizer, &net, r.optim_steps)?,
                         at: r.at,
                         world,
                         steps_per_epoch,
@@ -510,44 +510,8 @@ fn job(
             Target::Values(v) => p.insert(&format!("{prefix}targets"), Tensor::from_f32(v.view())),
         }
     }
-    for (name, t) in net.tensors(&ck.params) {
-        p.insert(&format!("p.{name}"), t);
-    }
-    for (name, v) in [
-        ("opt.first", &ck.state.first),
-        ("opt.second", &ck.state.second),
-    ] {
-        if !v.is_empty() {
-            p.insert(name, Tensor::from_f32(ndarray::ArrayView1::from(&v[..])));
-        }
-    }
+    crate::group::put_state(&mut p, net, &ck.params, Some(&ck.state));
     Ok(p.encode()?)
-}
-
-fn strip(p: &Payload, prefix: &str) -> std::collections::BTreeMap<String, Tensor> {
-    p.tensors()
-        .iter()
-        .filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_owned(), t.clone())))
-        .collect()
-}
-
-fn read_state(
-    opt: &Optimizer,
-    net: &Network,
-    p: &Payload,
-    steps: u64,
-) -> Result<OptimState, SessionError> {
-    let mut s = opt.state(net.len());
-    s.steps = steps;
-    for (name, v) in [("opt.first", &mut s.first), ("opt.second", &mut s.second)] {
-        if !v.is_empty() {
-            *v = p
-                .f32s(name, &[Some(net.len())])?
-                .into_raw_vec_and_offset()
-                .0;
-        }
-    }
-    Ok(s)
 }
 
 /// Mean and deviation of pixel values scaled to 0..1 (MNIST: 0.1307, 0.3081, the seed's
