@@ -349,6 +349,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             let _ = send(c, &ToWorker::Abort(why.clone()));
         }
         s.seen.push(Seen::Aborted { why, survivors });
+        // The step in flight when the member was lost: the survivors' reports settle it.
+        let pending: Vec<u64> = s.steps.keys().copied().collect();
+        for step in pending {
+            settle(&mut s, step);
+        }
     }
 }
 
@@ -357,11 +362,20 @@ fn step(state: &Mutex<State>, generation: u32, rank: u32, r: StepReport) {
     if s.generation != generation {
         return;
     }
-    let world = s.world as usize;
     let step = r.step;
-    let reports = s.steps.entry(step).or_default();
-    reports.push((rank, r));
-    if reports.len() < world {
+    s.steps.entry(step).or_default().push((rank, r));
+    settle(&mut s, step);
+}
+
+/// Compares a step's parameter hashes once every member (after an abort: every survivor)
+/// reported it.
+fn settle(s: &mut State, step: u64) {
+    let need = if s.aborted {
+        s.joined.len().max(1)
+    } else {
+        s.world as usize
+    };
+    if s.steps.get(&step).is_none_or(|r| r.len() < need) {
         return;
     }
     let reports = s.steps.remove(&step).expect("just seen");
@@ -371,17 +385,17 @@ fn step(state: &Mutex<State>, generation: u32, rank: u32, r: StepReport) {
         return;
     }
     let n = reports.len() as f64;
-    let r0 = reports
+    let first = reports
         .iter()
-        .find(|(k, _)| *k == 0)
+        .min_by_key(|(k, _)| *k)
         .map(|(_, r)| r.clone())
-        .unwrap_or_else(|| reports[0].1.clone());
+        .expect("one at least");
     s.seen.push(Seen::Step {
         step,
-        epoch: r0.epoch,
+        epoch: first.epoch,
         loss: (reports.iter().map(|(_, r)| r.loss as f64).sum::<f64>() / n) as f32,
-        hash: r0.hash,
-        compute_s: r0.compute_s,
-        comm_s: r0.comm_s,
+        hash: first.hash,
+        compute_s: first.compute_s,
+        comm_s: first.comm_s,
     });
 }

@@ -56,7 +56,7 @@ pub struct Generation {
     pub world: usize,
     /// Optimizer steps when it formed and when it ended.
     pub steps: (u64, u64),
-    /// Rank 0's time split.
+    /// The time split of the lowest rank that answered (rank 0's unless it was lost).
     pub times: Times,
     /// `finished`, or why it was re-formed.
     pub ended: String,
@@ -213,9 +213,11 @@ impl AllReduce {
             }
             let outcome = self.run_generation(runner, &coordinator, jobs, &mut report, world)?;
             let (results, ended) = outcome;
+            // The lowest rank's times (rank 0's unless it was the one lost).
             let times = results
                 .iter()
-                .find(|(r, _)| r.rank == 0)
+                .filter(|(r, _)| r.ending != Ending::Stale)
+                .min_by_key(|(r, _)| r.rank)
                 .map(|(r, _)| r.times)
                 .unwrap_or_default();
             match ended {
