@@ -34,7 +34,8 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train on MNIST or your own data across the computing nodes (AML or MLP), evaluate,
+    /// Train on MNIST or your own data across the computing nodes (AML, the MLP by FedAvg, the
+    /// CNN or a dense network by all-reduce), evaluate,
     /// print a table.
     Train(Box<train::TrainArgs>),
     /// Run a pipeline of tasks (prepare, train, evaluate, program) from a TOML file across
