@@ -83,7 +83,7 @@ impl Pipeline {
                         let (tx, stop) = (tx.clone(), stop.clone());
                         say(&format!("[{}] started ({})", t.name, t.work.kind()));
                         s.spawn(move || {
-                            let r = attempts(self, t, &inputs, main, opts, &stop, say);
+                            let r = attempts(t, &inputs, main, opts, &stop, say);
                             let _ = tx.send((t.name.clone(), r));
                         });
                     }
@@ -126,7 +126,6 @@ impl Pipeline {
 
 /// A task, re-run after failures up to its retries.
 fn attempts(
-    p: &Pipeline,
     t: &Task,
     inputs: &[(String, Arc<Payload>)],
     main: &MainNode,
@@ -140,7 +139,7 @@ fn attempts(
         if stop.is_cancelled() {
             return Err(PipelineError::Interrupted);
         }
-        match run_task(p, t, inputs, main, opts, stop, say) {
+        match run_task(t, inputs, main, opts, stop, say) {
             Ok((out, nodes, summary)) => {
                 let report = TaskReport {
                     name: t.name.clone(),
@@ -181,7 +180,6 @@ fn input_with<'a>(inputs: &'a [(String, Arc<Payload>)], tensor: &str) -> Option<
 
 /// One attempt: the task's output, the node(s) that made it, a summary line.
 fn run_task(
-    _p: &Pipeline,
     t: &Task,
     inputs: &[(String, Arc<Payload>)],
     main: &MainNode,
