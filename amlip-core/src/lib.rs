@@ -33,6 +33,9 @@
 //!   [`session::AllReduce`] drives it and re-forms a group that loses a worker.
 //! - [`pipeline`]: graphs of tasks (prepare, train, evaluate, program) from TOML, run across
 //!   computing nodes with independent tasks at once and bounded retries.
+//! - [`stream`]: sample streams (simulations publish samples per iteration and rank; a
+//!   consumer follows every producer, late or not, in bounded memory, counting each sample
+//!   once) and [`stream::OnlineTraining`], which trains on them as they arrive.
 //! - [`infer`]: serving models (ONNX through tract, amlip's own) to edge nodes over AML-IP's
 //!   inference topics, publishing them through model managers, SmartSim-style sessions.
 //!
@@ -87,6 +90,7 @@ pub mod pipeline;
 pub(crate) mod protocol;
 pub(crate) mod runtime;
 pub mod session;
+pub mod stream;
 pub(crate) mod transfer;
 pub mod wire;
 
