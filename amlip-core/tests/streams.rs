@@ -34,8 +34,8 @@ fn a_late_consumer_catches_up_and_counts_every_sample_once() {
             p.publish(it, &batch(it, r as u32, 8)).unwrap();
         }
     }
-    let consumer = Consumer::follow(&cfg(&d, "Trainer"), "late", ConsumerOptions::default())
-        .unwrap();
+    let consumer =
+        Consumer::follow(&cfg(&d, "Trainer"), "late", ConsumerOptions::default()).unwrap();
     assert_eq!(consumer.wait_for_producers(2, WAIT, &CancelToken::new()), 2);
     for it in 10..20 {
         for (r, p) in producers.iter().enumerate() {
@@ -44,9 +44,13 @@ fn a_late_consumer_catches_up_and_counts_every_sample_once() {
     }
     let finishing: Vec<_> = producers
         .into_iter()
-        .map(|p| std::thread::spawn(move || p.finish(WAIT, &CancelToken::new())))
+        .map(|p| std::thread::spawn(move || p.finish(1, WAIT, &CancelToken::new())))
         .collect();
-    assert!(wait_until(WAIT, || consumer.settled()), "{:?}", consumer.counts());
+    assert!(
+        wait_until(WAIT, || consumer.settled()),
+        "{:?}",
+        consumer.counts()
+    );
     for f in finishing {
         let done = f.join().unwrap();
         assert_eq!((done.produced, done.drained), (160, 1));
@@ -126,14 +130,20 @@ fn bad_batches_are_counted_and_reported_and_the_rest_is_kept() {
     nan.inputs[4] = f32::NAN;
     nan.targets[7] = f32::INFINITY;
     producer.publish(2, &nan).unwrap();
-    let done = std::thread::spawn(move || producer.finish(WAIT, &CancelToken::new()));
+    let done = std::thread::spawn(move || producer.finish(1, WAIT, &CancelToken::new()));
     assert!(wait_until(WAIT, || consumer.settled()));
     assert_eq!(done.join().unwrap().produced, 30);
     let c = &consumer.counts()[0];
     assert_eq!((c.received, c.kept), (30, 18), "{c:?}");
     assert_eq!((c.rejected_shape, c.rejected_values), (10, 2));
-    assert!(c.problems.iter().any(|p| p.contains("iteration 1: 10 sample(s) of 3 input")));
-    assert!(c.problems.iter().any(|p| p.contains("iteration 2: 2 sample(s) with a NaN")));
+    assert!(c
+        .problems
+        .iter()
+        .any(|p| p.contains("iteration 1: 10 sample(s) of 3 input")));
+    assert!(c
+        .problems
+        .iter()
+        .any(|p| p.contains("iteration 2: 2 sample(s) with a NaN")));
     // An inconsistent batch is refused at the producer, naming the sizes.
     let e = Samples::new(vec![0.0; 5], 2, vec![0.0; 2], 1).unwrap_err();
     assert!(e.to_string().contains("5 input values in rows of 2"), "{e}");
@@ -160,8 +170,12 @@ fn a_producer_that_dies_is_given_up_without_stalling_the_consumer() {
     drop(dying); // gone without an end, as a killed simulation
     alive.publish(1, &batch(1, 0, 8)).unwrap();
     assert!(wait_until(WAIT, || consumer.held() == 24));
-    let done = std::thread::spawn(move || alive.finish(WAIT, &CancelToken::new()));
-    assert!(wait_until(WAIT, || consumer.settled()), "{:?}", consumer.counts());
+    let done = std::thread::spawn(move || alive.finish(1, WAIT, &CancelToken::new()));
+    assert!(
+        wait_until(WAIT, || consumer.settled()),
+        "{:?}",
+        consumer.counts()
+    );
     done.join().unwrap();
     let counts = consumer.counts();
     assert_eq!(counts[0].state, "ended");
@@ -180,7 +194,7 @@ fn the_online_trainer_fits_sin_from_two_live_producers() {
                 for it in 0..20 {
                     p.publish(it, &batch(it, rank, 16)).unwrap();
                 }
-                p.finish(WAIT, &CancelToken::new())
+                p.finish(1, WAIT, &CancelToken::new())
             })
         })
         .collect();
@@ -211,19 +225,26 @@ fn the_online_trainer_fits_sin_from_two_live_producers() {
     assert_eq!(received, 640);
     let mse = last.validation.unwrap();
     assert!(mse < 0.01, "validation MSE {mse}");
-    assert!(report.ended.contains("every stream ended"), "{}", report.ended);
+    assert!(
+        report.ended.contains("every stream ended"),
+        "{}",
+        report.ended
+    );
 }
 
 #[test]
 fn a_trainer_without_producers_says_so_at_its_timeout() {
     let d = amlip_testkit::domain();
-    let consumer = Consumer::follow(&cfg(&d, "Trainer"), "nobody", ConsumerOptions::default())
-        .unwrap();
+    let consumer =
+        Consumer::follow(&cfg(&d, "Trainer"), "nobody", ConsumerOptions::default()).unwrap();
     let mut training = OnlineTraining::new(Spec::regression(1, &[8], 1));
     training.wait = Duration::from_millis(500);
     let e = training
         .run(&consumer, &CancelToken::new(), &mut |_| {})
         .unwrap_err();
     assert!(matches!(e, StreamError::NoProducers { .. }), "{e}");
-    assert!(e.to_string().contains("no producer of stream \"nobody\""), "{e}");
+    assert!(
+        e.to_string().contains("no producer of stream \"nobody\""),
+        "{e}"
+    );
 }

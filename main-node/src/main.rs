@@ -3,6 +3,7 @@
 
 mod infer;
 mod jobs;
+mod online;
 mod pipeline;
 mod status;
 mod train;
@@ -41,6 +42,12 @@ enum Command {
     /// Run a pipeline of tasks (prepare, train, evaluate, program) from a TOML file across
     /// the computing nodes; independent tasks run at once, failed ones are re-run.
     Pipeline(pipeline::PipelineArgs),
+    /// Stream samples of a simulated function as one rank of a simulation (a demo producer for
+    /// `online`; start one process per rank).
+    Produce(online::ProduceArgs),
+    /// Train a network on a sample stream while the producers run (SmartSim's online
+    /// training): the training set grows at each epoch's end; counts per producer at the end.
+    Online(Box<online::OnlineArgs>),
     /// Send one job and print (or save) its solution.
     Send {
         /// The job's payload, as text.
@@ -90,6 +97,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             | Command::Status(_)
             | Command::Infer(_)
             | Command::Models(_)
+            | Command::Produce(_)
+            | Command::Online(_)
     );
     cli::init_logging(
         match (args.verbose, quiet) {
@@ -139,6 +148,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Train(t) => train::run(&args.node, &t, &stop, &sources),
         Command::Pipeline(p) => pipeline::run(&args.node, &p, &stop),
+        Command::Produce(p) => online::produce(&args.node, &p, &stop),
+        Command::Online(o) => online::online(&args.node, &o, &stop),
         Command::Jobs(j) => jobs::run(&args.node, &j, &stop, &sources),
         Command::Status(s) => status::run(&args.node, &s, &stop, &sources),
         Command::Infer(i) => infer::run(&args.node, &i, &stop),

@@ -553,7 +553,10 @@ fn take_batch(shared: &Shared, i: usize, b: BatchFrame) {
     if b.first_seq > e.next_seq {
         let n = b.first_seq - e.next_seq;
         e.dropped_by_producer += n;
-        e.problem(format!("samples #{}..#{} never arrived", e.next_seq, b.first_seq));
+        e.problem(format!(
+            "samples #{}..#{} never arrived",
+            e.next_seq, b.first_seq
+        ));
         e.next_seq = b.first_seq;
     }
     let skip = (e.next_seq - b.first_seq) as usize;

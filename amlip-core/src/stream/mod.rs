@@ -50,7 +50,9 @@ pub enum StreamError {
     #[error("inconsistent batch: {0}")]
     Batch(String),
     /// A batch too large for one frame.
-    #[error("a batch of {bytes} bytes is more than the {max} one frame may carry: publish it in parts")]
+    #[error(
+        "a batch of {bytes} bytes is more than the {max} one frame may carry: publish it in parts"
+    )]
     TooLarge {
         /// Its bytes.
         bytes: usize,

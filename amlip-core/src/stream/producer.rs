@@ -101,7 +101,7 @@ pub struct Finished {
 ///     let y = x.iter().map(|v| v.sin()).collect();
 ///     producer.publish(iteration, &Samples::new(x, 1, y, 1)?)?;
 /// }
-/// producer.finish(std::time::Duration::from_secs(30), &Default::default());
+/// producer.finish(1, std::time::Duration::from_secs(30), &Default::default());
 /// # Ok::<(), amlip_core::stream::StreamError>(())
 /// ```
 pub struct Producer {
@@ -239,9 +239,9 @@ impl Producer {
         Ok(())
     }
 
-    /// Marks the stream ended and waits, up to `linger` (or until `cancel`), until at least
-    /// one consumer has read it whole and every connected consumer has.
-    pub fn finish(mut self, linger: Duration, cancel: &CancelToken) -> Finished {
+    /// Marks the stream ended and waits, up to `linger` (or until `cancel`), until `readers`
+    /// consumers have read it whole and no other is still reading.
+    pub fn finish(mut self, readers: usize, linger: Duration, cancel: &CancelToken) -> Finished {
         {
             self.shared.lock().ended = true;
         }
@@ -252,7 +252,7 @@ impl Producer {
                 let st = self.shared.lock();
                 (st.drained, st.connected, st.next)
             };
-            if (drained >= 1 && connected == 0) || Instant::now() >= deadline {
+            if (drained >= readers && connected == 0) || Instant::now() >= deadline {
                 self.engine.stop(Duration::from_secs(2));
                 return Finished { produced, drained };
             }
@@ -263,7 +263,6 @@ impl Producer {
         }
     }
 }
-
 
 /// Announces the producer every `heartbeat` and at every change of its end state.
 async fn announce_loop(
@@ -338,7 +337,9 @@ async fn serve(mut conn: TcpStream, shared: &Shared, id: u64) -> Result<(), Stri
         .map_err(|e| format!("hello: {e}"))?;
     let (meant, mut next) = wire::parse_hello(&hello)?;
     if meant != id {
-        return Err(format!("asked for producer {meant:016x}; this is {id:016x}"));
+        return Err(format!(
+            "asked for producer {meant:016x}; this is {id:016x}"
+        ));
     }
     let mut changed = shared.changed.subscribe();
     loop {
@@ -360,7 +361,9 @@ async fn serve(mut conn: TcpStream, shared: &Shared, id: u64) -> Result<(), Stri
             (st.ended && next >= st.next).then_some(st.next)
         };
         for f in &out {
-            conn.write_all(f).await.map_err(|e| format!("sending: {e}"))?;
+            conn.write_all(f)
+                .await
+                .map_err(|e| format!("sending: {e}"))?;
         }
         if let Some(total) = end {
             conn.write_all(&wire::frame(wire::END, &total.to_le_bytes()))
