@@ -36,6 +36,8 @@
 //! - [`stream`]: sample streams (simulations publish samples per iteration and rank; a
 //!   consumer follows every producer, late or not, in bounded memory, counting each sample
 //!   once) and [`stream::OnlineTraining`], which trains on them as they arrive.
+//! - [`ailoop`]: the AI-in-the-loop workflow (infer, check against a cheap simulation,
+//!   retrain from an expensive one, until five successes), its simulations and training as jobs.
 //! - [`infer`]: serving models (ONNX through tract, amlip's own) to edge nodes over AML-IP's
 //!   inference topics, publishing them through model managers, SmartSim-style sessions.
 //!
@@ -67,6 +69,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod ailoop;
 pub mod aml;
 pub mod batch;
 pub mod cancel;

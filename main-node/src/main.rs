@@ -1,6 +1,7 @@
 //! `main-node`: sends jobs to the computing nodes of its DDS domain. Flags in, library
 //! sessions and batches do the work, results printed.
 
+mod ailoop;
 mod infer;
 mod jobs;
 mod online;
@@ -48,6 +49,10 @@ enum Command {
     /// Train a network on a sample stream while the producers run (SmartSim's online
     /// training): the training set grows at each epoch's end; counts per producer at the end.
     Online(Box<online::OnlineArgs>),
+    /// Dragon's AI-in-the-loop workflow: infer sin(x), check it against a cheap simulation
+    /// (Taylor terms as 4 jobs), retrain from an expensive one (8 ranks per node) until five
+    /// successes.
+    AiLoop(Box<ailoop::AiLoopArgs>),
     /// Send one job and print (or save) its solution.
     Send {
         /// The job's payload, as text.
@@ -99,6 +104,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             | Command::Models(_)
             | Command::Produce(_)
             | Command::Online(_)
+            | Command::AiLoop(_)
     );
     cli::init_logging(
         match (args.verbose, quiet) {
@@ -150,6 +156,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Pipeline(p) => pipeline::run(&args.node, &p, &stop),
         Command::Produce(p) => online::produce(&args.node, &p, &stop),
         Command::Online(o) => online::online(&args.node, &o, &stop),
+        Command::AiLoop(a) => ailoop::run(&args.node, &a, &stop),
         Command::Jobs(j) => jobs::run(&args.node, &j, &stop, &sources),
         Command::Status(s) => status::run(&args.node, &s, &stop, &sources),
         Command::Infer(i) => infer::run(&args.node, &i, &stop),

@@ -170,6 +170,12 @@ enum Engine {
         embedding: Embedding,
         quantizer: Option<Quantizer>,
     },
+    /// A network of [`crate::nn`]; `pixels` (mean, std) normalises u8 inputs as in training.
+    Nn {
+        net: Box<crate::nn::Network>,
+        params: Vec<f32>,
+        pixels: Option<(f32, f32)>,
+    },
 }
 
 /// A model ready to serve, with its file (handed on to model receivers as is).
@@ -198,16 +204,17 @@ impl Model {
                 file.len()
             )));
         }
-        let (kind, engine, inputs, outputs, classes) =
-            match Payload::decode(&file) {
-                Ok(p) => amlip_model(&p).map_err(load)?,
-                Err(_) if looks_like_safetensors(&file) => return Err(load(
-                    "a safetensors file, but not an amlip model (kind mlp_model, aml_classifier \
-                     or aml_ten_class)"
+        let (kind, engine, inputs, outputs, classes) = match Payload::decode(&file) {
+            Ok(p) => amlip_model(&p).map_err(load)?,
+            Err(_) if looks_like_safetensors(&file) => {
+                return Err(load(
+                    "a safetensors file, but not an amlip model (kind mlp_model, nn_model, \
+                     aml_classifier or aml_ten_class)"
                         .into(),
-                )),
-                Err(_) => onnx_model(&file).map_err(load)?,
-            };
+                ))
+            }
+            Err(_) => onnx_model(&file).map_err(load)?,
+        };
         Ok(Self {
             info: ModelInfo {
                 name: name.into(),
@@ -353,6 +360,40 @@ impl Model {
                 out.insert("label".into(), i64_tensor(&labels));
                 Ok(out)
             }
+            Engine::Nn {
+                net,
+                params,
+                pixels,
+            } => {
+                let t = ordered[0];
+                let x: Vec<f32> = match (t.dtype(), pixels) {
+                    (DType::U8, Some((mean, std))) => t
+                        .bytes()
+                        .iter()
+                        .map(|&b| (b as f32 / 255.0 - mean) / std)
+                        .collect(),
+                    (DType::U8, None) => t.bytes().iter().map(|&b| b as f32).collect(),
+                    _ => f32_array(t).map_err(&bad)?.into_raw_vec_and_offset().0,
+                };
+                let y = net.forward(params, &x).map_err(|e| run(e.to_string()))?;
+                let outs = net.output_len();
+                let n = y.len() / outs.max(1);
+                let mut out = BTreeMap::new();
+                if net.spec().loss.classifies() {
+                    let labels: Vec<i64> = y
+                        .chunks_exact(outs)
+                        .map(|r| {
+                            r.iter()
+                                .enumerate()
+                                .max_by(|a, b| a.1.total_cmp(b.1))
+                                .map_or(0, |(i, _)| i as i64)
+                        })
+                        .collect();
+                    out.insert("label".into(), i64_tensor(&labels));
+                }
+                out.insert("output".into(), f32_tensor(&[n, outs], &y));
+                Ok(out)
+            }
         }
     }
 
@@ -360,6 +401,7 @@ impl Model {
     fn accept(&self, spec: &TensorSpec, t: &Tensor) -> Result<(), String> {
         match (&self.engine, t.dtype()) {
             (Engine::Onnx(_), _) | (_, DType::U8) => spec.check(t),
+            (Engine::Nn { .. }, DType::F32) if spec.dtype == "f32" => spec.check(t),
             (_, DType::F32) => {
                 let as_u8 = Tensor::new(DType::U8, t.shape(), vec![0u8; t.len()])
                     .map_err(|e| e.to_string())?;
@@ -579,11 +621,50 @@ fn amlip_model(p: &Payload) -> Result<Loaded, String> {
             }
             Ok(("aml_ten_class", engine, inputs, outputs, classes))
         }
+        "nn_model" => nn_model(p),
         other => Err(format!(
-            "an amlip payload of kind {other:?}, not a model (mlp_model, aml_classifier or \
-             aml_ten_class)"
+            "an amlip payload of kind {other:?}, not a model (mlp_model, nn_model, \
+             aml_classifier or aml_ten_class)"
         )),
     }
+}
+
+/// A network of [`crate::nn`]: its spec (and pixel normalisation) in the metadata, its
+/// parameters as tensors by their names (or `p.<name>`, as pipelines save them).
+fn nn_model(p: &Payload) -> Result<Loaded, String> {
+    let meta = p.params_json();
+    let spec: crate::nn::Spec = serde_json::from_value(meta["spec"].clone())
+        .map_err(|e| format!("its spec is malformed: {e}"))?;
+    let net = crate::nn::Network::new(spec).map_err(|e| e.to_string())?;
+    let plain = net.params_from(p.tensors());
+    let params = match plain {
+        Ok(v) => v,
+        Err(_) => crate::group::read_params(p, &net).map_err(|e| e.to_string())?,
+    };
+    let pixels = match (
+        meta["pixels"]["mean"].as_f64(),
+        meta["pixels"]["std"].as_f64(),
+    ) {
+        (Some(m), Some(s)) if s > 0.0 => Some((m as f32, s as f32)),
+        _ => None,
+    };
+    let dtype = if pixels.is_some() {
+        DType::U8
+    } else {
+        DType::F32
+    };
+    let (ins, outs) = (net.input_len(), net.output_len());
+    let inputs = vec![TensorSpec::new("input", dtype, &[None, Some(ins)])];
+    let mut outputs = vec![TensorSpec::new("output", DType::F32, &[None, Some(outs)])];
+    if net.spec().loss.classifies() {
+        outputs.insert(0, TensorSpec::new("label", DType::I64, &[None]));
+    }
+    let engine = Engine::Nn {
+        net: Box::new(net),
+        params,
+        pixels,
+    };
+    Ok(("nn", engine, inputs, outputs, Vec::new()))
 }
 
 fn parse_opt<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<Option<T>, String> {

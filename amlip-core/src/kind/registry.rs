@@ -45,6 +45,9 @@ impl Registry {
             .with(super::aml_train::AmlTrain)
             .with(super::mlp_train::kind())
             .with(crate::group::GroupTrain)
+            .with(crate::ailoop::kinds::SimCheap)
+            .with(crate::ailoop::kinds::SimExpensive)
+            .with(crate::ailoop::kinds::NnFit)
             .plain(plain::Auto::default())
     }
 

@@ -135,8 +135,8 @@ impl Samples {
                 "inputs and targets need at least one value each".into(),
             ));
         }
-        if inputs.len() % input_len != 0
-            || targets.len() % target_len != 0
+        if !inputs.len().is_multiple_of(input_len)
+            || !targets.len().is_multiple_of(target_len)
             || inputs.len() / input_len != targets.len() / target_len
         {
             return Err(StreamError::Batch(format!(
