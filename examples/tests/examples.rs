@@ -121,3 +121,35 @@ fn allreduce_pipeline() {
     );
     assert!(out.contains("hash-checked at"), "{out}");
 }
+
+#[test]
+fn online_training() {
+    let out = run("online_training", &domain());
+    for rank in 0..2 {
+        assert!(
+            out.contains(&format!(
+                "rank {rank}: produced 320, received 320, kept 320, dropped 0, rejected 0"
+            )),
+            "{out}"
+        );
+    }
+    let mse: f64 = out
+        .split("validation MSE ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(mse < 1e-3, "{out}");
+}
+
+#[test]
+fn ai_in_the_loop() {
+    let out = run("ai_in_the_loop", &domain());
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("approx = ")).count(),
+        5,
+        "{out}"
+    );
+    assert!(out.contains("training"), "{out}");
+    assert!(out.contains("5 successes in "), "{out}");
+}

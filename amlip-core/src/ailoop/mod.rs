@@ -531,3 +531,31 @@ fn collect<K: JobKind>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::infer::Model;
+
+    #[test]
+    fn an_inference_node_runs_the_loops_model_as_the_loop_does() {
+        let net = Network::new(Spec::regression(1, &[8, 8], 1)).unwrap();
+        let params = net.init(3);
+        let model = Model::from_bytes("m", 1, model_file(&net, &params).unwrap()).unwrap();
+        assert_eq!(model.info().kind, "nn");
+        let xs = [-2.0f32, 0.25, 3.0];
+        let inputs = BTreeMap::from([("x".to_string(), kinds::column(&xs))]);
+        let out = model.run(&inputs).unwrap();
+        let got = out["output"].to_f32s().unwrap();
+        assert_eq!(got, net.forward(&params, &xs).unwrap());
+        // A batch of the wrong width is refused, naming the input.
+        let wide = BTreeMap::from([(
+            "x".to_string(),
+            crate::payload::Tensor::from_f32(ndarray::Array2::<f32>::zeros((2, 3)).view()),
+        )]);
+        let e = model.run(&wide).unwrap_err().to_string();
+        assert!(e.contains("input"), "{e}");
+    }
+}

@@ -49,7 +49,7 @@ impl Default for ConsumerOptions {
             seed: 1,
             shape: None,
             silence: Duration::from_secs(10),
-            max_producers: 1024,
+            max_producers: 256,
         }
     }
 }
@@ -487,11 +487,24 @@ async fn read_producer(
             shared.update(i, |e| e.problem(what.clone()));
             return Err(what);
         }
-        body.resize(len, 0);
-        tokio::time::timeout(shared.silence, conn.read_exact(&mut body))
-            .await
-            .map_err(|_| "a frame cut short".to_string())?
-            .map_err(|e| format!("a frame cut short ({e})"))?;
+        if len % 4 != 0 {
+            let what = format!("a frame of {len} bytes (frames are whole 4-byte words)");
+            shared.update(i, |e| e.problem(what.clone()));
+            return Err(what);
+        }
+        // Grown as bytes arrive (1 MiB at a time): a frame announced but not sent costs little.
+        let words = len / 4;
+        body.clear();
+        while body.len() < words {
+            let from = body.len();
+            body.resize(words.min(from + (1 << 18)), 0);
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut body[from..]);
+            tokio::time::timeout(shared.silence, conn.read_exact(bytes))
+                .await
+                .map_err(|_| "a frame cut short".to_string())?
+                .map_err(|e| format!("a frame cut short ({e})"))?;
+        }
+        wire::words_from_le(&mut body);
         shared.lock().producers[i].last_heard = Instant::now();
         match head[0] {
             wire::BATCH => match wire::parse_batch(&body) {
@@ -502,8 +515,7 @@ async fn read_producer(
                 }
             },
             wire::GAP if len == 16 => {
-                let first = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
-                let n = u64::from_le_bytes(body[8..].try_into().expect("8 bytes"));
+                let (first, n) = (word_pair(&body[..2]), word_pair(&body[2..]));
                 shared.update(i, |e| {
                     if first == e.next_seq {
                         e.dropped_by_producer += n;
@@ -515,7 +527,7 @@ async fn read_producer(
                 });
             }
             wire::END if len == 8 => {
-                let total = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
+                let total = word_pair(&body[..2]);
                 let _ = conn.write_all(&[1]).await;
                 shared.update(i, |e| {
                     e.announced = e.announced.max(total);
@@ -539,9 +551,14 @@ async fn read_producer(
     }
 }
 
+/// A little-endian u64 from two words (low first).
+fn word_pair(w: &[u32]) -> u64 {
+    w[0] as u64 | (w[1] as u64) << 32
+}
+
 /// Checks a batch and takes in its samples: each new sample once; a batch of the wrong shape
 /// or a sample with a non-finite value is rejected and counted.
-fn take_batch(shared: &Shared, i: usize, b: BatchFrame) {
+fn take_batch(shared: &Shared, i: usize, b: BatchFrame<'_>) {
     let mut guard = shared.lock();
     let st = &mut *guard;
     let e = &mut st.producers[i];

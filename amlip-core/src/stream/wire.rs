@@ -10,7 +10,7 @@
 //! The TCP connection, little-endian throughout:
 //! - consumer -> producer, once: `b"AMLS"`, version `u32` (1), the producer id `u64` it means to
 //!   reach (a port reused by another producer is refused), the first sequence number `u64`.
-//! - producer -> consumer, frames `tag u8, length u32, body`:
+//! - producer -> consumer, frames `tag u8, length u32, body`, the length a multiple of 4:
 //!   - [`BATCH`]: iteration `u64`, first sequence number `u64`, samples `u32`, floats per input
 //!     `u32`, floats per target `u32`, then every input, then every target, as `f32`;
 //!   - [`GAP`]: first sequence number `u64`, samples `u64`: produced, but no longer retained by
@@ -182,58 +182,72 @@ pub(crate) fn batch_frame(
     out.extend_from_slice(&(count as u32).to_le_bytes());
     out.extend_from_slice(&(input_len as u32).to_le_bytes());
     out.extend_from_slice(&(target_len as u32).to_le_bytes());
-    for v in inputs.iter().chain(targets) {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    put_f32s(&mut out, inputs);
+    put_f32s(&mut out, targets);
     out
 }
 
-/// A batch as a consumer reads it.
+/// Appends `v` little-endian (a plain copy on little-endian hosts).
+fn put_f32s(out: &mut Vec<u8>, v: &[f32]) {
+    if cfg!(target_endian = "little") {
+        out.extend_from_slice(bytemuck::cast_slice(v));
+    } else {
+        for x in v {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+}
+
+/// A batch as a consumer reads it, borrowed from the frame.
 #[derive(Debug)]
-pub(crate) struct BatchFrame {
+pub(crate) struct BatchFrame<'a> {
     pub iteration: u64,
     pub first_seq: u64,
     pub count: usize,
     pub input_len: usize,
     pub target_len: usize,
     /// `count * input_len` inputs then `count * target_len` targets.
-    pub values: Vec<f32>,
+    pub values: &'a [f32],
 }
 
-/// Reads a batch frame's body, checking that its sizes add up.
-pub(crate) fn parse_batch(body: &[u8]) -> Result<BatchFrame, String> {
-    if body.len() < BATCH_HEADER {
+/// A frame body as 32-bit words in host order, from its little-endian bytes (every frame is a
+/// whole number of words). Reading into words keeps the floats aligned: no copy to use them.
+pub(crate) fn words_from_le(words: &mut [u32]) {
+    for w in words {
+        *w = u32::from_le(*w);
+    }
+}
+
+/// Reads a batch frame's body (as words, see [`words_from_le`]), checking that its sizes add
+/// up.
+pub(crate) fn parse_batch(body: &[u32]) -> Result<BatchFrame<'_>, String> {
+    const HEADER_WORDS: usize = BATCH_HEADER / 4;
+    if body.len() < HEADER_WORDS {
         return Err(format!(
             "a batch frame of {} bytes (its header alone is {BATCH_HEADER})",
-            body.len()
+            body.len() * 4
         ));
     }
-    let u64_at = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().expect("8 bytes"));
-    let u32_at =
-        |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().expect("4 bytes")) as usize;
-    let (iteration, first_seq) = (u64_at(0), u64_at(8));
-    let (count, input_len, target_len) = (u32_at(16), u32_at(20), u32_at(24));
+    let u64_at = |i: usize| body[i] as u64 | (body[i + 1] as u64) << 32;
+    let (iteration, first_seq) = (u64_at(0), u64_at(2));
+    let (count, input_len, target_len) = (body[4] as usize, body[5] as usize, body[6] as usize);
     let floats = input_len
         .checked_add(target_len)
         .and_then(|per| per.checked_mul(count));
-    let data = &body[BATCH_HEADER..];
-    if floats.and_then(|f| f.checked_mul(4)) != Some(data.len()) {
+    let data = &body[HEADER_WORDS..];
+    if floats != Some(data.len()) {
         return Err(format!(
             "a batch of {count} samples of {input_len} + {target_len} floats in {} bytes",
-            data.len()
+            data.len() * 4
         ));
     }
-    let values = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect();
     Ok(BatchFrame {
         iteration,
         first_seq,
         count,
         input_len,
         target_len,
-        values,
+        values: bytemuck::cast_slice(data),
     })
 }
 
@@ -269,16 +283,22 @@ mod tests {
         let f = batch_frame(4, 10, &[1.0, 2.0, 3.0, 4.0], 2, &[5.0, 6.0], 1, 2);
         assert_eq!(f[0], BATCH);
         let len = u32::from_le_bytes(f[1..5].try_into().unwrap()) as usize;
-        let b = parse_batch(&f[5..5 + len]).unwrap();
+        let words = |b: &[u8]| -> Vec<u32> {
+            b.chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        };
+        let body = words(&f[5..5 + len]);
+        let b = parse_batch(&body).unwrap();
         assert_eq!((b.iteration, b.first_seq, b.count), (4, 10, 2));
         assert_eq!((b.input_len, b.target_len), (2, 1));
-        assert_eq!(b.values, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let e = parse_batch(&f[5..f.len() - 4]).unwrap_err();
+        assert_eq!(b.values, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let e = parse_batch(&body[..body.len() - 1]).unwrap_err();
         assert!(e.contains("2 samples of 2 + 1 floats in 20 bytes"), "{e}");
         // Sizes whose product overflows are refused, not multiplied.
-        let mut hostile = f[5..].to_vec();
-        hostile[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
-        hostile[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut hostile = body.clone();
+        hostile[4] = u32::MAX;
+        hostile[5] = u32::MAX;
         assert!(parse_batch(&hostile).is_err());
         assert!(parse_hello(&hello(9, 5)).unwrap() == (9, 5));
         assert!(parse_hello(&[0u8; 24]).unwrap_err().contains("magic"));
