@@ -487,7 +487,7 @@ async fn read_producer(
             shared.update(i, |e| e.problem(what.clone()));
             return Err(what);
         }
-        if len % 4 != 0 {
+        if !len.is_multiple_of(4) {
             let what = format!("a frame of {len} bytes (frames are whole 4-byte words)");
             shared.update(i, |e| e.problem(what.clone()));
             return Err(what);
