@@ -1,14 +1,13 @@
 //! The job kinds of the AI-in-the-loop workflow, served by every computing node.
 
 use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BoxError;
 use crate::job::JobContext;
 use crate::kind::{JobKind, Json};
-use crate::nn::{Network, Optimizer, Spec, Targets};
+use crate::nn::{Fit, Network, Optimizer, Spec};
 use crate::payload::{Payload, Tensor};
 
 /// Most Taylor terms one job sums (past ~90 the factorial overflows f64 anyway).
@@ -225,34 +224,15 @@ impl JobKind for NnFit {
         }
         let mut params = crate::group::read_params(&job, &net)?;
         let mut state = crate::group::read_state(&job, &cfg.optimizer, &net, cfg.steps)?;
-        let mut grad = vec![0.0f32; net.len()];
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
-        let mut order: Vec<usize> = (0..n).collect();
-        let (mut xb, mut yb) = (Vec::new(), Vec::new());
+        let fit = Fit {
+            net: &net,
+            optimizer: &cfg.optimizer,
+            batch: cfg.batch as usize,
+        };
         let mut loss = f64::NAN;
         for epoch in 0..cfg.epochs {
-            order.shuffle(&mut rng);
-            let mut sum = 0.0f64;
-            for chunk in order.chunks(cfg.batch as usize) {
-                xb.clear();
-                yb.clear();
-                for &i in chunk {
-                    xb.extend_from_slice(&x[i * ins..(i + 1) * ins]);
-                    yb.extend_from_slice(&y[i * outs..(i + 1) * outs]);
-                }
-                grad.iter_mut().for_each(|g| *g = 0.0);
-                let l = net.gradient(
-                    &params,
-                    &xb,
-                    Targets::Values(&yb),
-                    state.steps,
-                    1,
-                    &mut grad,
-                )?;
-                cfg.optimizer.step(&mut params, &grad, &mut state);
-                sum += l as f64 * chunk.len() as f64;
-            }
-            loss = sum / n as f64;
+            loss = fit.epoch(&mut params, &mut state, &x, &y, &mut rng)?;
             if !loss.is_finite() {
                 return Err(
                     format!("training diverged at epoch {}: loss {loss}", epoch + 1).into(),

@@ -7,6 +7,7 @@
 //! - `net`: [`Network`]: forward and backward passes over one flat parameter vector,
 //!   a batch's slices in parallel threads.
 //! - `optim`: [`Optimizer`] and its [`OptimState`].
+//! - `fit`: [`Fit`], an epoch of mini-batches on values (the online trainer's, `nn_fit`'s).
 //! - `ops`: matrix products (the `gemm` crate) and im2col.
 //!
 //! Why not a tensor crate: the layers are few, their backward passes are a page, and plain
@@ -14,6 +15,7 @@
 //! (see `scripts/bench-allreduce.sh`); a flat parameter vector is also what an all-reduce
 //! wants.
 
+mod fit;
 mod net;
 mod ops;
 mod optim;
@@ -21,6 +23,7 @@ mod spec;
 
 use std::collections::BTreeMap;
 
+pub use fit::Fit;
 pub use net::Network;
 pub use optim::{OptimState, Optimizer};
 pub use spec::{Layer, Loss, ParamShape, Spec};

@@ -602,7 +602,8 @@ fn take_batch(shared: &Shared, i: usize, b: BatchFrame<'_>) {
         for k in skip..b.count {
             let x = &xs[k * shape.0..(k + 1) * shape.0];
             let y = &ys[k * shape.1..(k + 1) * shape.1];
-            if !clean && !(finite(x) && finite(y)) {
+            let ok = clean || (finite(x) && finite(y));
+            if !ok {
                 bad += 1;
                 continue;
             }

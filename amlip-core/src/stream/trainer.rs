@@ -4,12 +4,11 @@
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::{Consumer, ProducerCounts, Samples, StreamError};
 use crate::cancel::CancelToken;
-use crate::nn::{Network, Optimizer, Spec, Targets};
+use crate::nn::{Fit, Network, Optimizer, Spec, Targets};
 
 /// How to train on a stream. [`OnlineTraining::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -116,15 +115,12 @@ impl OnlineTraining {
         }
         let mut params = net.init(self.seed);
         let mut state = self.optimizer.state(net.len());
-        let mut grad = vec![0.0f32; net.len()];
         let mut rng = SmallRng::seed_from_u64(self.seed);
         let mut data: Option<Samples> = None;
         let mut version = None;
         let mut received = 0u64;
         let mut epochs = Vec::new();
         let mut settled_epochs = 0;
-        let batch = self.batch.max(1);
-        let (mut xb, mut yb) = (Vec::new(), Vec::new());
         let ended = loop {
             if cancel.is_cancelled() {
                 break "cancelled".to_string();
@@ -171,23 +167,12 @@ impl OnlineTraining {
                 )));
             }
             let n = d.len();
-            let mut order: Vec<usize> = (0..n).collect();
-            order.shuffle(&mut rng);
-            let mut loss_sum = 0.0f64;
-            for (k, chunk) in order.chunks(batch).enumerate() {
-                xb.clear();
-                yb.clear();
-                for &i in chunk {
-                    xb.extend_from_slice(&d.inputs[i * d.input_len..(i + 1) * d.input_len]);
-                    yb.extend_from_slice(&d.targets[i * d.target_len..(i + 1) * d.target_len]);
-                }
-                grad.iter_mut().for_each(|g| *g = 0.0);
-                let step = (epochs.len() * n + k) as u64;
-                let l = net.gradient(&params, &xb, Targets::Values(&yb), step, 1, &mut grad)?;
-                self.optimizer.step(&mut params, &grad, &mut state);
-                loss_sum += l as f64 * chunk.len() as f64;
-            }
-            let loss = loss_sum / n as f64;
+            let fit = Fit {
+                net: &net,
+                optimizer: &self.optimizer,
+                batch: self.batch.max(1),
+            };
+            let loss = fit.epoch(&mut params, &mut state, &d.inputs, &d.targets, &mut rng)?;
             if !loss.is_finite() {
                 return Err(StreamError::Diverged {
                     epoch: epochs.len() + 1,
