@@ -1,14 +1,12 @@
-//! `main-node produce` and `main-node online` as separate processes: four ranks stream while a
-//! trainer that starts late catches up and counts every sample once (and a capped one drops
-//! exactly what it does not keep), faulty ranks are counted and reported, and a trainer with
-//! no producers says so.
-
-mod common;
+// `main-node produce` and `main-node online` as separate processes: four ranks stream while a
+// trainer that starts late catches up and counts every sample once (and a capped one drops
+// exactly what it does not keep), faulty ranks are counted and reported, and a trainer with
+// no producers says so.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{domain, main as main_proc, Proc};
+use crate::common::{domain, main as main_proc, Proc};
 use serde_json::Value;
 
 const RUN: Duration = Duration::from_secs(180);
@@ -17,7 +15,12 @@ fn report_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("amlip-online-{name}-{}.json", std::process::id()))
 }
 
-fn producers(d: &common::Domain, stream: &str, extra: &[(u32, &[&str])], every: &str) -> Vec<Proc> {
+fn producers(
+    d: &crate::common::Domain,
+    stream: &str,
+    extra: &[(u32, &[&str])],
+    every: &str,
+) -> Vec<Proc> {
     extra
         .iter()
         .map(|(rank, args)| {

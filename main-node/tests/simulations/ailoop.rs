@@ -1,12 +1,10 @@
-//! `main-node ai-loop` over three real computing nodes (one also an inference node), one of them
-//! killed mid-loop: the loop still ends with five successes, each within 0.05 of the Taylor
-//! value of its x.
-
-mod common;
+// `main-node ai-loop` over three real computing nodes (one also an inference node), one of them
+// killed mid-loop: the loop still ends with five successes, each within 0.05 of the Taylor
+// value of its x.
 
 use std::time::Duration;
 
-use common::{computing, domain, main as main_proc};
+use crate::common::{computing, domain, main as main_proc};
 
 const RUN: Duration = Duration::from_secs(300);
 
