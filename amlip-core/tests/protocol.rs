@@ -214,3 +214,68 @@ fn status_node_sees_every_node_start_and_drop() {
         "the status node reports itself too"
     );
 }
+
+/// AML-IP puts node names into topic names as they are. Every character a peer's name may hold
+/// (printable ASCII but `/`) makes a topic rustdds matches and delivers on: a sample written on
+/// `amlip/job_task_data_A<c>B.01.02.03.04` by one participant reaches another's reader, and
+/// decodes with that name. (The Fast DDS side of the same: `main-node/tests/interop.rs`.)
+#[test]
+fn every_printable_character_makes_a_working_topic() {
+    use amlip_core::dds::{topics::Service, Participant, Profile};
+    use amlip_core::wire::MsRequest;
+    use futures::StreamExt;
+
+    let d = domain();
+    let chars: Vec<char> = (' '..='~').filter(|c| *c != '/').collect();
+    let ids: Vec<AmlipId> = chars
+        .iter()
+        .map(|c| AmlipId::from_parts(&format!("A{c}B"), [1, 2, 3, 4]).unwrap())
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let received = local.block_on(&rt, async {
+        let net = Network::Localhost;
+        let (pw, pr) = (
+            Participant::new(d.id(), &net).unwrap(),
+            Participant::new(d.id(), &net).unwrap(),
+        );
+        let mut streams = futures::stream::SelectAll::new();
+        let mut writers = Vec::new();
+        for id in &ids {
+            let topic = Service::Job.task_data(id);
+            streams.push(
+                pr.reader::<MsRequest>(&topic, Profile::JobControl)
+                    .unwrap()
+                    .into_stream(),
+            );
+            let w = pw.writer::<MsRequest>(&topic, Profile::JobControl).unwrap();
+            w.write(&MsRequest {
+                client_id: id.clone(),
+                task_id: 7,
+            })
+            .await
+            .unwrap();
+            writers.push(w);
+        }
+        let mut got = HashSet::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while got.len() < ids.len() {
+            match tokio::time::timeout_at(deadline, streams.next()).await {
+                Ok(Some(s)) => {
+                    got.insert(s.value.unwrap().client_id);
+                }
+                _ => break,
+            }
+        }
+        got
+    });
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !received.contains(id))
+        .map(|id| format!("{:?}", id.name()))
+        .collect();
+    assert!(missing.is_empty(), "no sample on the topics of {missing:?}");
+}

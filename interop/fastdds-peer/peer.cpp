@@ -7,6 +7,15 @@
 //                                                   protocol on the `inference` topics)
 //   peer computing --domain D --name N [--max-jobs M]                AML-IP's ComputingNode
 //   peer status    --domain D --name N [--seconds T]                 AML-IP's StatusNode
+//   peer model-receiver --domain D --name N [--request TEXT] [--attempts K] [--wait-ms W]
+//                  [--out FILE]          AML-IP's ModelManagerReceiverNode, as its demo uses it
+//   peer model-sender --domain D --name N --file F [--model NAME] [--seconds T]
+//                                        AML-IP's ModelManagerSenderNode, as its demo uses it
+//
+// AML-IP's demo programs, with their default names (`--name` still overrides):
+//   peer demo-main      --domain D    the workload demo's async main `AML-MainNode`: 3 jobs,
+//                                     submitted 0.1 s apart (`--jobs`, `--interval-ms`)
+//   peer demo-computing --domain D    the workload demo's computing node `AML-ComputingNode`
 //
 // Like AML-IP: one UDPv4 transport (no shared memory), 65500-byte messages, synchronous
 // publishing; every job-protocol endpoint RELIABLE, TRANSIENT_LOCAL, KEEP_ALL; status KEEP_LAST
@@ -22,6 +31,10 @@
 //   summary jobs <n> ok <n> median_ms <m> total_ms <t>
 //   served <main id> <task> bytes <n>
 //   status <id> kind <k> state <s>
+//   statistics <model name> from <sender id> bytes <n>     (model receiver)
+//   model attempt <k> bytes <n> ms <t> by <sender id>      (model receiver; the reply)
+//   timeout attempt <k> ms <t>                             (model receiver: no reply in time)
+//   replied <receiver id> task <t> request <text> bytes <n> (model sender)
 
 #include <fastdds/dds/domain/DomainParticipant.hpp>
 #include <fastdds/dds/domain/DomainParticipantFactory.hpp>
@@ -34,6 +47,7 @@
 #include <fastdds/dds/topic/TopicDataType.hpp>
 #include <fastdds/dds/topic/TypeSupport.hpp>
 #include <fastdds/rtps/transport/UDPv4TransportDescriptor.h>
+#include <fastdds/dds/log/Log.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -60,6 +74,14 @@ using eprosima::fastrtps::rtps::SerializedPayload_t;
 using Clock = std::chrono::steady_clock;
 
 static std::atomic<bool> g_stop{false};
+// `--trace`: each step of a main's job on stderr, in ms since the process started.
+static bool g_trace = false;
+static const auto g_t0 = std::chrono::steady_clock::now();
+static void trace(const char* what, int job) {
+    if (!g_trace) return;
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - g_t0).count();
+    std::fprintf(stderr, "trace %.3f job %d %s\n", ms, job, what);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Plain CDR, little endian, alignment counted from the first byte after the 4-byte header.
@@ -231,7 +253,30 @@ struct Status {  // amlip::status
     bool read(CdrIn& r) { return id.read(r) && r.u32(kind) && r.u32(state); }
 };
 
-enum Kind : uint32_t { KIND_MAIN = 3, KIND_COMPUTING = 4, KIND_STATUS = 5, KIND_EDGE = 7 };
+struct Statistics {  // amlip::AMLIP-MODEL-STATISTICS
+    std::string name;
+    Id server;
+    std::vector<uint8_t> data;
+    void write(CdrOut& w) const {
+        w.string(name);
+        w.u32(uint32_t(data.size()));
+        server.write(w);
+        w.bytes(data.data(), data.size());
+    }
+    bool read(CdrIn& r) {
+        uint32_t size;
+        return r.string(name) && r.u32(size) && server.read(r) && r.bytes(data, size);
+    }
+};
+
+enum Kind : uint32_t {
+    KIND_MAIN = 3,
+    KIND_COMPUTING = 4,
+    KIND_STATUS = 5,
+    KIND_EDGE = 7,
+    KIND_MODEL_RECEIVER = 9,
+    KIND_MODEL_SENDER = 10,
+};
 enum State : uint32_t { STATE_RUNNING = 1, STATE_DROPPED = 3 };
 
 // A TopicDataType serializing T by hand, as AML-IP does: CDR_LE header, body padded to 4.
@@ -316,6 +361,9 @@ public:
         TypeSupport(new HandType<Reference>("amlip::ms_reference")).register_type(dp_);
         TypeSupport(new HandType<Data>("amlip::ms_data_GENERIC")).register_type(dp_);
         TypeSupport(new HandType<Status>("amlip::status")).register_type(dp_);
+        TypeSupport(new HandType<Statistics>("amlip::AMLIP-MODEL-STATISTICS")).register_type(dp_);
+        TypeSupport(new HandType<Data>("amlip::rpc_requestGENERIC")).register_type(dp_);
+        TypeSupport(new HandType<Data>("amlip::rpc_replyGENERIC")).register_type(dp_);
         pub_ = dp_->create_publisher(PUBLISHER_QOS_DEFAULT);
         sub_ = dp_->create_subscriber(SUBSCRIBER_QOS_DEFAULT);
         status_ = writer("amlip/status", "amlip::status", true);
@@ -329,12 +377,12 @@ public:
     }
 
     // AML-IP's QoS, the same for writers and readers: reliable, transient-local, keep all
-    // (keep last 1 for status).
+    // (keep last 1 for status and for the model-manager RPC).
     template <class Q>
-    static void amlip_qos(Q& q, bool status) {
+    static void amlip_qos(Q& q, bool keep_last_1) {
         q.reliability().kind = RELIABLE_RELIABILITY_QOS;
         q.durability().kind = TRANSIENT_LOCAL_DURABILITY_QOS;
-        if (status) {
+        if (keep_last_1) {
             q.history().kind = KEEP_LAST_HISTORY_QOS;
             q.history().depth = 1;
         } else {
@@ -342,11 +390,11 @@ public:
         }
     }
 
-    DataWriter* writer(const std::string& topic, const char* type, bool status = false) {
+    DataWriter* writer(const std::string& topic, const char* type, bool keep_last_1 = false) {
         auto it = writers_.find(topic);
         if (it != writers_.end()) return it->second;
         DataWriterQos q = DATAWRITER_QOS_DEFAULT;
-        amlip_qos(q, status);
+        amlip_qos(q, keep_last_1);
         q.publish_mode().kind = SYNCHRONOUS_PUBLISH_MODE;
         q.endpoint().history_memory_policy =
             eprosima::fastrtps::rtps::DYNAMIC_REUSABLE_MEMORY_MODE;
@@ -356,9 +404,9 @@ public:
         return w;
     }
 
-    DataReader* reader(const std::string& topic, const char* type, bool status = false) {
+    DataReader* reader(const std::string& topic, const char* type, bool keep_last_1 = false) {
         DataReaderQos q = DATAREADER_QOS_DEFAULT;
-        amlip_qos(q, status);
+        amlip_qos(q, keep_last_1);
         q.endpoint().history_memory_policy =
             eprosima::fastrtps::rtps::DYNAMIC_REUSABLE_MEMORY_MODE;
         DataReader* r = sub_->create_datareader(topic_(topic, type), q, &wake);
@@ -434,8 +482,13 @@ static bool await_sample(Node& node, DataReader* reader, uint64_t& seen,
 
 // A main on the `job` topics, or (base "inference") an edge node. With `payload`, every job
 // carries it and the answer is printed as text; else jobs of `size` letters are checked upper-cased.
+// `--async` submits every job at once (AML-IP's AsyncMainNode queues them and sends one at a
+// time); with `interval_ms` job i is submitted `i * interval_ms` after the first, as a program
+// calling `request_job_solution` in a loop with a sleep does. Each job is timed from its
+// submission.
 static int run_main(int domain, const std::string& name, int jobs, size_t size, bool async_mode,
-                    int timeout_s, const std::string& base, const std::string& payload) {
+                    int interval_ms, int timeout_s, const std::string& base,
+                    const std::string& payload) {
     Node node(domain, name, base == "job" ? KIND_MAIN : KIND_EDGE);
     const std::string t = "amlip/" + base;
     DataWriter* requests = node.writer(t + "_request_availability", "amlip::ms_request");
@@ -451,19 +504,24 @@ static int run_main(int domain, const std::string& name, int jobs, size_t size, 
     auto start_all = Clock::now();
     uint64_t seen = 0;
     for (int i = 0; i < jobs && !g_stop; ++i) {
-        auto start = async_mode ? start_all : Clock::now();
+        auto submitted = start_all + std::chrono::milliseconds(int64_t(interval_ms) * i);
+        if (Clock::now() < submitted) std::this_thread::sleep_until(submitted);
+        auto start = async_mode ? submitted : Clock::now();
         auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
         Request req;
         req.client = node.id;
         req.task = uint32_t(i);
         requests->write(&req);
+        trace("request written", i);
         // The first availability answer for this task.
         Reference chosen;
         if (!await_sample(node, replies, seen, deadline, req, chosen)) {
             std::printf("error job %d: no computing node answered within %d s\n", i, timeout_s);
             break;
         }
+        trace("reply received", i);
         targets->write(&chosen);
+        trace("target written", i);
         Data job;
         job.client = node.id;
         job.task = req.task;
@@ -476,12 +534,14 @@ static int run_main(int domain, const std::string& name, int jobs, size_t size, 
         }
         node.writer(t + "_task_data_" + chosen.server.str(), "amlip::ms_data_GENERIC")
             ->write(&job);
+        trace("data written", i);
         Data sol;
         if (!await_sample(node, solutions, seen, deadline, req, sol)) {
             std::printf("error job %d: no solution from %s within %d s\n", i,
                         chosen.server.str().c_str(), timeout_s);
             break;
         }
+        trace("solution received", i);
         if (!payload.empty()) {
             std::printf("answer %d %s\n", i, std::string(sol.data.begin(), sol.data.end()).c_str());
         }
@@ -588,10 +648,137 @@ static int run_status(int domain, const std::string& name, int seconds) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Model managers, as AML-IP's collaborative-learning demo uses them. The receiver waits for a
+// model announcement, then asks its sender for the model with a plain-string request on
+// `rpc_request_model_<sender>` (a writer created right before the write, as AML-IP does), and
+// waits `wait_ms` (AML-IP: about 2.5 s) for the reply on `rpc_reply_model_<receiver>`; it tries
+// `attempts` times. RPC endpoints are RELIABLE, TRANSIENT_LOCAL, KEEP_LAST 1.
+
+static int run_model_receiver(int domain, const std::string& name, const std::string& request,
+                              int attempts, int wait_ms, int timeout_s, const std::string& out) {
+    Node node(domain, name, KIND_MODEL_RECEIVER);
+    DataReader* stats = node.reader("amlip/model_statistics", "amlip::AMLIP-MODEL-STATISTICS");
+    DataReader* replies =
+        node.reader("amlip/rpc_reply_model_" + node.id.str(), "amlip::rpc_replyGENERIC", true);
+    std::printf("ready %s\n", node.id.str().c_str());
+    std::fflush(stdout);
+    uint64_t seen = 0;
+    auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
+    Statistics chosen;
+    bool announced = false;
+    while (!announced && !g_stop && Clock::now() < deadline) {
+        Node::take<Statistics>(stats, [&](const Statistics& st) {
+            std::printf("statistics %s from %s bytes %zu\n", st.name.c_str(),
+                        st.server.str().c_str(), st.data.size());
+            if (!announced) chosen = st;
+            announced = true;
+        });
+        if (!announced) node.wake.wait(seen, 50);
+    }
+    std::fflush(stdout);
+    if (!announced) {
+        std::printf("error: no model announced within %d s\n", timeout_s);
+        return 1;
+    }
+    for (int k = 1; k <= attempts && !g_stop; ++k) {
+        Data req;
+        req.client = node.id;
+        req.task = uint32_t(k - 1);
+        req.server = chosen.server;
+        req.data.assign(request.begin(), request.end());
+        auto start = Clock::now();
+        node.writer("amlip/rpc_request_model_" + chosen.server.str(), "amlip::rpc_requestGENERIC",
+                    true)
+            ->write(&req);
+        Data reply;
+        bool got = false;
+        auto until = start + std::chrono::milliseconds(wait_ms);
+        while (!got && !g_stop && Clock::now() < until) {
+            Node::take<Data>(replies, [&](const Data& d) {
+                if (d.client == node.id && d.task == req.task && d.server == chosen.server) {
+                    reply = d;
+                    got = true;
+                }
+            });
+            if (!got) node.wake.wait(seen, 10);
+        }
+        if (!got) {
+            std::printf("timeout attempt %d ms %.3f\n", k, ms_since(start));
+            std::fflush(stdout);
+            continue;
+        }
+        std::printf("model attempt %d bytes %zu ms %.3f by %s\n", k, reply.data.size(),
+                    ms_since(start), reply.server.str().c_str());
+        std::fflush(stdout);
+        if (!out.empty()) {
+            FILE* f = std::fopen(out.c_str(), "wb");
+            if (!f || std::fwrite(reply.data.data(), 1, reply.data.size(), f) != reply.data.size()) {
+                std::printf("error: cannot write %s\n", out.c_str());
+                if (f) std::fclose(f);
+                return 1;
+            }
+            std::fclose(f);
+        }
+        return 0;
+    }
+    return 1;
+}
+
+// The sender announces `model` once and answers every request for it with the file's bytes, on
+// a reply writer per receiver created right before its first reply.
+static int run_model_sender(int domain, const std::string& name, const std::string& model,
+                            const std::string& file, int seconds) {
+    std::vector<uint8_t> bytes;
+    if (FILE* f = std::fopen(file.c_str(), "rb")) {
+        uint8_t buf[65536];
+        size_t n;
+        while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.insert(bytes.end(), buf, buf + n);
+        std::fclose(f);
+    } else {
+        std::fprintf(stderr, "error: cannot read %s\n", file.c_str());
+        return 2;
+    }
+    Node node(domain, name, KIND_MODEL_SENDER);
+    DataWriter* stats = node.writer("amlip/model_statistics", "amlip::AMLIP-MODEL-STATISTICS");
+    DataReader* requests =
+        node.reader("amlip/rpc_request_model_" + node.id.str(), "amlip::rpc_requestGENERIC", true);
+    Statistics st;
+    st.name = model;
+    st.server = node.id;
+    const std::string blob = "statistics of " + model;
+    st.data.assign(blob.begin(), blob.end());
+    stats->write(&st);
+    std::printf("ready %s\n", node.id.str().c_str());
+    std::fflush(stdout);
+    auto end = Clock::now() + std::chrono::seconds(seconds);
+    uint64_t seen = 0;
+    while (!g_stop && Clock::now() < end) {
+        Node::take<Data>(requests, [&](const Data& r) {
+            if (!(r.server == node.id)) return;
+            Data reply;
+            reply.client = r.client;
+            reply.task = r.task;
+            reply.server = node.id;
+            reply.data = bytes;
+            node.writer("amlip/rpc_reply_model_" + r.client.str(), "amlip::rpc_replyGENERIC", true)
+                ->write(&reply);
+            std::printf("replied %s task %u request %s bytes %zu\n", r.client.str().c_str(), r.task,
+                        std::string(r.data.begin(), r.data.end()).c_str(), reply.data.size());
+            std::fflush(stdout);
+        });
+        node.wake.wait(seen, 100);
+    }
+    return 0;
+}
+
 static void usage() {
     std::fprintf(stderr,
-                 "usage: peer main|edge|computing|status --domain D [--name N] [--jobs J] [--size S]\n"
-                 "            [--async] [--max-jobs M] [--seconds T] [--timeout T] [--payload TEXT]\n");
+                 "usage: peer main|edge|computing|status|model-receiver|model-sender|demo-main|\n"
+                 "            demo-computing --domain D [--name N] [--jobs J] [--size S] [--async]\n"
+                 "            [--interval-ms I] [--max-jobs M] [--seconds T] [--timeout T]\n"
+                 "            [--payload TEXT] [--request TEXT] [--attempts K] [--wait-ms W]\n"
+                 "            [--out FILE] [--model NAME] [--file F]\n");
 }
 
 int main(int argc, char** argv) {
@@ -600,14 +787,28 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::string role = argv[1];
-    int domain = -1, jobs = 10, max_jobs = 0, seconds = 60, timeout_s = 120;
+    int domain = -1, jobs = 10, max_jobs = 0, seconds = 60, timeout_s = 120, interval_ms = 0;
+    int attempts = 1, wait_ms = 2500;
     size_t size = 1000;
     bool async_mode = false;
-    std::string payload;
-    std::string name = role == "main"        ? "FastMain"
-                       : role == "edge"      ? "FastEdge"
-                       : role == "computing" ? "FastComputing"
-                                             : "FastStatus";
+    std::string payload, out, file;
+    // AML-IP's demo sends the model's name as a plain string.
+    std::string request = "MobileNet V1", model = "MobileNet V1";
+    std::string name = role == "main"             ? "FastMain"
+                       : role == "edge"           ? "FastEdge"
+                       : role == "computing"      ? "FastComputing"
+                       : role == "model-receiver" ? "FastModelReceiver"
+                       : role == "model-sender"   ? "FastModelSender"
+                       : role == "demo-main"      ? "AML-MainNode"
+                       : role == "demo-computing" ? "AML-ComputingNode"
+                                                  : "FastStatus";
+    if (role == "demo-main") {
+        // AML-IP's workload demo: an async main sending three text jobs 0.1 s apart.
+        async_mode = true;
+        jobs = 3;
+        interval_ms = 100;
+        size = 16;
+    }
     for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -622,10 +823,18 @@ int main(int argc, char** argv) {
         else if (a == "--jobs") jobs = std::stoi(next());
         else if (a == "--size") size = std::stoull(next());
         else if (a == "--async") async_mode = true;
+        else if (a == "--trace") g_trace = true;
+        else if (a == "--interval-ms") interval_ms = std::stoi(next());
         else if (a == "--max-jobs") max_jobs = std::stoi(next());
         else if (a == "--seconds") seconds = std::stoi(next());
         else if (a == "--timeout") timeout_s = std::stoi(next());
         else if (a == "--payload") payload = next();
+        else if (a == "--request") request = next();
+        else if (a == "--attempts") attempts = std::stoi(next());
+        else if (a == "--wait-ms") wait_ms = std::stoi(next());
+        else if (a == "--out") out = next();
+        else if (a == "--model") model = next();
+        else if (a == "--file") file = next();
         else {
             usage();
             return 2;
@@ -637,13 +846,27 @@ int main(int argc, char** argv) {
     }
     std::signal(SIGINT, [](int) { g_stop = true; });
     std::signal(SIGTERM, [](int) { g_stop = true; });
+    // AMLIP_PEER_LOG=1: Fast DDS's own warnings (incompatible QoS, dropped samples) on stderr.
+    if (std::getenv("AMLIP_PEER_LOG")) Log::SetVerbosity(Log::Kind::Info);
     try {
-        if (role == "main")
-            return run_main(domain, name, jobs, size, async_mode, timeout_s, "job", payload);
+        if (role == "main" || role == "demo-main")
+            return run_main(domain, name, jobs, size, async_mode, interval_ms, timeout_s, "job",
+                            payload);
         if (role == "edge")
-            return run_main(domain, name, jobs, size, async_mode, timeout_s, "inference", payload);
-        if (role == "computing") return run_computing(domain, name, max_jobs, timeout_s);
+            return run_main(domain, name, jobs, size, async_mode, interval_ms, timeout_s,
+                            "inference", payload);
+        if (role == "computing" || role == "demo-computing")
+            return run_computing(domain, name, max_jobs, timeout_s);
         if (role == "status") return run_status(domain, name, seconds);
+        if (role == "model-receiver")
+            return run_model_receiver(domain, name, request, attempts, wait_ms, timeout_s, out);
+        if (role == "model-sender") {
+            if (file.empty()) {
+                std::fprintf(stderr, "model-sender needs --file F (the model's bytes)\n");
+                return 2;
+            }
+            return run_model_sender(domain, name, model, file, seconds);
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

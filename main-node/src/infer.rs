@@ -346,19 +346,49 @@ fn specs(s: &[TensorSpec]) -> String {
     after_help = "Examples:\n  main-node models              every model announced within 3 s\n  \
 main-node models --json --for 5s"
 )]
+#[command(after_help = "Examples:\n  \
+main-node models                                      what is announced, and by whom\n  \
+main-node models --fetch mnist --out mnist.safetensors    a model file, from its sender\n  \
+main-node models --fetch \"MobileNet V1\" --from AML-ModelSender --out model.bin   from AML-IP")]
 pub struct ModelsArgs {
-    /// Listen this long, then print what was announced.
-    #[arg(long = "for", value_name = "DURATION", default_value = "3s", value_parser = cli::positive_duration)]
-    duration: Duration,
+    /// Listen this long, then print what was announced [default: 3s]. With --fetch: wait at
+    /// most this long for the model to be announced and handed over [default: 30s].
+    #[arg(long = "for", value_name = "DURATION", value_parser = cli::positive_duration)]
+    duration: Option<Duration>,
     /// Print JSON, one object per announcement.
     #[arg(long)]
     json: bool,
+    /// Fetch this model's file from the model sender announcing it (an amlip node's, or an
+    /// AML-IP ModelManagerSenderNode's) instead of listing; needs --out.
+    #[arg(long, value_name = "NAME", requires = "out")]
+    fetch: Option<String>,
+    /// With --fetch: only from this sender (its id, e.g. `AML-Sender.0a.1b.2c.3d`, or name).
+    #[arg(long, value_name = "NODE", requires = "fetch")]
+    from: Option<String>,
+    /// With --fetch: write the model's bytes here.
+    #[arg(long, requires = "fetch")]
+    out: Option<PathBuf>,
 }
 
 pub fn models(node: &NodeArgs, args: &ModelsArgs, stop: &CancelToken) -> anyhow::Result<()> {
     let receiver = ModelManagerReceiverNode::with_config(node.config("Models"))
         .context("cannot start the model receiver")?;
-    stop.wait_timeout(args.duration);
+    if let (Some(name), Some(out)) = (&args.fetch, &args.out) {
+        let start = Instant::now();
+        let wait = args.duration.unwrap_or(Duration::from_secs(30));
+        let got = amlip_core::infer::fetch(&receiver, name, args.from.as_deref(), wait)?;
+        std::fs::write(out, &got.file)
+            .with_context(|| format!("cannot write the model to {}", out.display()))?;
+        println!(
+            "fetched {name:?} ({} bytes) from {} in {:.0} ms into {}",
+            got.file.len(),
+            got.statistics.server_id,
+            start.elapsed().as_secs_f64() * 1e3,
+            out.display()
+        );
+        return Ok(());
+    }
+    stop.wait_timeout(args.duration.unwrap_or(Duration::from_secs(3)));
     let mut stats = receiver.statistics();
     stats.sort_by(|a, b| (&a.name, &a.server_id).cmp(&(&b.name, &b.server_id)));
     if !args.json {

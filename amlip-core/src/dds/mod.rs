@@ -1,6 +1,9 @@
 //! DDS plumbing on rustdds: one participant per node, NO_KEY topics carrying raw bodies, the QoS
 //! of [`qos::Profile`], and typed readers/writers that encode and decode with [`crate::wire`].
 
+mod catch_up;
+mod discovery;
+pub(crate) use discovery::DiscoveryEvent;
 pub mod qos;
 pub(crate) mod raw;
 pub mod topics;
@@ -14,8 +17,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use rustdds::no_key::{DataReader, DataWriter};
 use rustdds::{
-    DomainParticipant, DomainParticipantBuilder, DomainParticipantStatusEvent, Publisher,
-    StatusEvented, Subscriber, Topic, TopicKind,
+    DomainParticipant, DomainParticipantBuilder, Publisher, RTPSEntity, Subscriber, Topic,
+    TopicKind,
 };
 
 pub use qos::Profile;
@@ -281,7 +284,37 @@ impl Participant {
         topic: &str,
         profile: Profile,
     ) -> Result<Reader<T>, DdsError> {
+        self.make_reader(topic, profile, false)
+    }
+
+    /// A reader of `T` on a topic named after this node, which other nodes' writers may write
+    /// on at once after creating them: a first sample that rustdds drops from a writer of
+    /// another DDS implementation (AML-IP's) is fetched again at once (see [`catch_up`]).
+    pub fn reader_catching_up<T: WireType>(
+        &self,
+        topic: &str,
+        profile: Profile,
+    ) -> Result<Reader<T>, DdsError> {
+        self.make_reader(topic, profile, true)
+    }
+
+    fn make_reader<T: WireType>(
+        &self,
+        topic: &str,
+        profile: Profile,
+        catch_up: bool,
+    ) -> Result<Reader<T>, DdsError> {
         let t = self.topic(topic, T::TYPE_NAME, profile)?;
+        let catch_up = catch_up.then(|| {
+            let prefix = self.dp.guid().prefix;
+            let p = prefix.as_ref();
+            catch_up::HelperFactory {
+                subscriber: self.subscriber.clone(),
+                topic: t.clone(),
+                qos: profile.reader_qos(),
+                vendor: [p[0], p[1]],
+            }
+        });
         let inner = self
             .subscriber
             .create_datareader_no_key::<RawSample, RawAdapter>(&t, Some(profile.reader_qos()))
@@ -294,6 +327,7 @@ impl Participant {
             topic: topic.to_owned(),
             dp: self.dp.clone(),
             dropped: self.dropped.clone(),
+            catch_up,
             _type: PhantomData,
         })
     }
@@ -314,17 +348,18 @@ impl Participant {
             .is_ok()
     }
 
-    /// Remote participants as they are lost (lease expired or disposed).
-    pub(crate) fn lost_participants(&self) -> impl Stream<Item = ParticipantKey> + Send + 'static {
-        let listener = self.dp.status_listener();
-        futures::stream::unfold(listener, |listener| async move {
-            loop {
-                let event = listener.as_async_status_stream().next().await?;
-                if let DomainParticipantStatusEvent::ParticipantLost { id, .. } = event {
-                    return Some((ParticipantKey::from_prefix(id), listener));
-                }
-            }
-        })
+    /// Remote participants as they are lost (lease expired or disposed), and readers of other
+    /// DDS implementations as they are found. While it is polled, participants of other DDS
+    /// implementations learn our endpoints without delay (see [`discovery`]).
+    pub(crate) fn discovery(&self) -> Result<impl Stream<Item = DiscoveryEvent>, DdsError> {
+        let profile = Profile::Status;
+        let nudger = discovery::Nudger {
+            subscriber: self.subscriber.clone(),
+            topic: self.topic(topics::PROBE, "amlipx::probe", profile)?,
+            qos: profile.reader_qos(),
+            kept: Default::default(),
+        };
+        Ok(discovery::watch(&self.dp, nudger))
     }
 }
 
@@ -440,6 +475,7 @@ pub struct Reader<T> {
     topic: String,
     dp: DomainParticipant,
     dropped: Arc<DropCounters>,
+    catch_up: Option<catch_up::HelperFactory>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -462,12 +498,19 @@ impl<T: WireType + 'static> Reader<T> {
             topic,
             dp,
             dropped,
+            catch_up,
             ..
         } = self;
         // Writer -> whether its type name is ours, learnt once per writer.
         let mut verdicts: HashMap<rustdds::GUID, bool> = HashMap::new();
-        inner
-            .async_sample_stream()
+        let samples = inner.async_sample_stream();
+        let samples = match catch_up {
+            Some(factory) => {
+                catch_up::CatchUpStream::new(samples, factory, topic.clone()).boxed_local()
+            }
+            None => samples.boxed_local(),
+        };
+        samples
             .filter_map(|r| futures::future::ready(r.ok()))
             .filter_map(move |sample| {
                 let writer = sample.sample_info().writer_guid();

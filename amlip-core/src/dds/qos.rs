@@ -13,7 +13,7 @@
 //! topics that may carry big single samples get small limits, and the chunk stream (bounded
 //! 60 KB chunks) gets a large one.
 
-use rustdds::policy::{Durability, History, Reliability, ResourceLimits};
+use rustdds::policy::{Deadline, Durability, History, Reliability, ResourceLimits};
 use rustdds::{QosPolicies, QosPolicyBuilder};
 
 /// What a topic carries, which decides its QoS.
@@ -77,14 +77,24 @@ impl Profile {
     /// QoS for a writer of this profile.
     pub fn writer_qos(self) -> QosPolicies {
         let depth = self.writer_depth();
-        Self::base()
+        let qos = Self::base()
             .history(History::KeepLast { depth })
             .resource_limits(ResourceLimits {
                 max_samples: depth.max(self.reader_max_samples()),
                 max_instances: 1,
                 max_samples_per_instance: depth.max(self.reader_max_samples()),
-            })
-            .build()
+            });
+        match self {
+            // A model (hundreds of KB) goes out as rustdds's 256-byte fragments in one burst;
+            // a Fast DDS reader's default socket buffer drops much of it, and rustdds repairs
+            // at most 8 KB per round, a round every fifth of the writer's Deadline (10 ms
+            // without one). A 5 ms Deadline makes rounds 1 ms apart: a 400 KB model reaches
+            // an AML-IP receiver well within its 2.5 s wait. Readers request no deadline, so
+            // any offered one matches (Fast DDS's and ours); rustdds does not police it.
+            Profile::ModelRpc => qos.deadline(Deadline(rustdds::Duration::from_millis(5))),
+            _ => qos,
+        }
+        .build()
     }
 
     /// QoS for a reader of this profile (and for the topic, whose cache the reader uses).

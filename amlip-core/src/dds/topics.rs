@@ -106,6 +106,35 @@ impl Service {
     pub fn task_solution(self, client: &AmlipId) -> String {
         format!("amlip/{}_task_solution_{client}", self.base())
     }
+
+    /// The node a per-node topic of this scenario is named after, and that node's kind: a
+    /// client for `reply_available` and `task_solution`, a server for `task_data`. `None` for
+    /// any other topic, or a name that is not a node id.
+    pub fn peer_of_topic(self, topic: &str) -> Option<(AmlipId, NodeKind)> {
+        let rest = topic.strip_prefix("amlip/")?.strip_prefix(self.base())?;
+        let (id, kind) = if let Some(id) = rest.strip_prefix("_reply_available_") {
+            (id, self.client_kind())
+        } else if let Some(id) = rest.strip_prefix("_task_solution_") {
+            (id, self.client_kind())
+        } else {
+            (rest.strip_prefix("_task_data_")?, self.server_kind())
+        };
+        Some((id.parse().ok()?, kind))
+    }
+}
+
+/// The node a model-manager RPC topic is named after: the receiver for
+/// `rpc_reply_model_<id>`, the sender for `rpc_request_model_<id>`.
+pub fn model_peer_of_topic(topic: &str) -> Option<(AmlipId, NodeKind)> {
+    let (id, kind) = if let Some(id) = topic.strip_prefix("amlip/rpc_reply_model_") {
+        (id, NodeKind::ModelReceiver)
+    } else {
+        (
+            topic.strip_prefix("amlip/rpc_request_model_")?,
+            NodeKind::ModelSender,
+        )
+    };
+    Some((id.parse().ok()?, kind))
 }
 
 /// Where model managers and inference nodes announce the models they hold.
@@ -219,6 +248,45 @@ mod tests {
                 "{topic} {ty} is not the spec's"
             );
         }
+    }
+
+    #[test]
+    fn per_node_topics_name_their_node() {
+        let main = AmlipId::from_parts("AML-MainNode", [1, 2, 3, 4]).unwrap();
+        let comp = AmlipId::from_parts("AML-ComputingNode", [5, 6, 7, 8]).unwrap();
+        let job = Service::Job;
+        for (topic, want) in [
+            (
+                job.reply_available(&main),
+                Some((main.clone(), NodeKind::Main)),
+            ),
+            (
+                job.task_solution(&main),
+                Some((main.clone(), NodeKind::Main)),
+            ),
+            (
+                job.task_data(&comp),
+                Some((comp.clone(), NodeKind::Computing)),
+            ),
+            (JOB_TASK_TARGET.to_string(), None),
+            (Service::Inference.task_data(&comp), None),
+            ("amlip/job_task_data_nonsense".to_string(), None),
+        ] {
+            assert_eq!(job.peer_of_topic(&topic), want, "{topic}");
+        }
+        assert_eq!(
+            Service::Inference.peer_of_topic(&Service::Inference.task_solution(&main)),
+            Some((main.clone(), NodeKind::Edge))
+        );
+        assert_eq!(
+            model_peer_of_topic(&rpc_reply_model(&main)),
+            Some((main.clone(), NodeKind::ModelReceiver))
+        );
+        assert_eq!(
+            model_peer_of_topic(&rpc_request_model(&comp)),
+            Some((comp, NodeKind::ModelSender))
+        );
+        assert_eq!(model_peer_of_topic(STATUS), None);
     }
 
     #[test]

@@ -8,14 +8,17 @@
 //! - `serve`: [`ModelServer`] answers requests from the models it holds; [`ModelHost`] puts it
 //!   on the domain (inference node, announcements, fetching what model managers offer).
 //! - `publish`: [`Publisher`], which offers model files to the domain and sees who serves them.
+//! - `fetch`: [`fetch`], a model file from whichever sender announces it, amlip's or AML-IP's.
 //! - `session`: [`Session`], SmartSim's put tensor / set model / run / get tensor.
 
+mod fetch;
 mod model;
 mod publish;
 mod serve;
 mod session;
 pub mod wire;
 
+pub use fetch::{fetch, FetchError, Fetched};
 pub use model::{shape_text, InferError, Model, ModelInfo, TensorSpec, MAX_MODEL_BYTES};
 pub use publish::{servers_in, Publisher, Served};
 pub use serve::{HostOptions, ModelHost, ModelServer};

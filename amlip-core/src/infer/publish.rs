@@ -41,8 +41,9 @@ impl Publisher {
             cfg.suffixed("Mod"),
             move |_client: &AmlipId, request: &Bytes| -> Result<Bytes, BoxError> {
                 let name = wire::parse_model_request(request)?;
-                let file = offered.lock().expect("files").get(&name).cloned();
-                file.ok_or_else(|| format!("no model {name:?} is published here").into())
+                let files = offered.lock().expect("files");
+                let held = files.iter().map(|(n, f)| (n.as_str(), f));
+                Ok(wire::pick_model(&name, held)?.clone())
             },
         )?;
         Ok(Self {

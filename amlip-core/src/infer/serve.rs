@@ -205,10 +205,9 @@ impl ModelHost {
             cfg.suffixed("Mod"),
             move |_client: &AmlipId, request: &Bytes| -> Result<Bytes, BoxError> {
                 let name = wire::parse_model_request(request)?;
-                match handed.get(&name) {
-                    Some(m) => Ok(m.file().clone()),
-                    None => Err(format!("no model {name:?} here").into()),
-                }
+                let models = handed.models.read().expect("models");
+                let held = models.iter().map(|(n, m)| (n.as_str(), m));
+                Ok(wire::pick_model(&name, held)?.file().clone())
             },
         )?);
         for info in server.models() {

@@ -271,19 +271,59 @@ impl Announcement {
     }
 }
 
-/// The RPC data asking for the model `name`.
+/// The RPC data asking for the model `name`, as amlip's receivers send it.
 pub fn model_request(name: &str) -> Bytes {
     Bytes::from(json!({ "model": name }).to_string())
 }
 
-/// The model name an RPC request asks for.
+/// Longest model request read as a name.
+const MAX_MODEL_REQUEST: usize = 1024;
+
+/// The model name an RPC request asks for: amlip's JSON `{"model": NAME}`, or, as AML-IP's
+/// demos send it, the name as plain text (e.g. `MobileNet V1`; surrounding whitespace and NULs
+/// ignored). An empty name asks for whatever model the sender holds (see [`pick_model`]).
 pub fn parse_model_request(data: &[u8]) -> Result<String, String> {
-    let v: Value = serde_json::from_slice(data)
-        .map_err(|e| format!("a model request must be JSON {{\"model\": NAME}} ({e})"))?;
-    v["model"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| "a model request must be JSON {\"model\": NAME}".into())
+    if data.len() > MAX_MODEL_REQUEST {
+        return Err(format!(
+            "a model request of {} bytes is too long for a model name (at most {MAX_MODEL_REQUEST})",
+            data.len()
+        ));
+    }
+    if let Ok(v) = serde_json::from_slice::<Value>(data) {
+        if let Some(name) = v.get("model").and_then(Value::as_str) {
+            return Ok(name.to_owned());
+        }
+    }
+    let text = std::str::from_utf8(data).map_err(|_| {
+        "a model request must be a model's name as text, or JSON {\"model\": NAME}".to_string()
+    })?;
+    Ok(text
+        .trim_matches(|c: char| c.is_whitespace() || c == '\0')
+        .to_owned())
+}
+
+/// The model a request for `name` gets among those `held` (by name): the one of that name, or,
+/// when the sender holds exactly one model, that one (AML-IP's demo receivers ask for a model
+/// of their own naming, e.g. `MobileNet V1`, from whichever sender announces one).
+pub fn pick_model<'a, T>(
+    name: &str,
+    held: impl IntoIterator<Item = (&'a str, T)>,
+) -> Result<T, String> {
+    let mut all: Vec<(&str, T)> = held.into_iter().collect();
+    if let Some(i) = all.iter().position(|(n, _)| *n == name) {
+        return Ok(all.swap_remove(i).1);
+    }
+    match all.len() {
+        1 => Ok(all.pop().expect("one").1),
+        0 => Err(format!("no model {name:?} here (none is held)")),
+        _ => {
+            let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+            Err(format!(
+                "no model {name:?} here; ask for one of: {}",
+                names.join(", ")
+            ))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +378,31 @@ mod tests {
             assert!(e.contains("not an amlip model announcement"), "{e}");
         }
         assert_eq!(parse_model_request(&model_request("x")).unwrap(), "x");
-        assert!(parse_model_request(b"nope").is_err());
+    }
+
+    /// AML-IP's demos ask for a model by its name as plain text; amlip's receivers send JSON.
+    /// Either names a model; a sender holding one model hands it to any name.
+    #[test]
+    fn model_requests_as_text_or_json() {
+        assert_eq!(
+            parse_model_request(b"MobileNet V1").unwrap(),
+            "MobileNet V1"
+        );
+        assert_eq!(parse_model_request(b" mnist\0").unwrap(), "mnist");
+        assert_eq!(parse_model_request(br#"{"model": "cnn"}"#).unwrap(), "cnn");
+        assert_eq!(parse_model_request(b"").unwrap(), "");
+        let e = parse_model_request(b"\xff\xfe").unwrap_err();
+        assert!(e.contains("model's name as text"), "{e}");
+        let e = parse_model_request(&[b'x'; 5000]).unwrap_err();
+        assert!(e.contains("too long"), "{e}");
+        let two = [("mnist", 1), ("cnn", 2)];
+        assert_eq!(pick_model("cnn", two), Ok(2));
+        let e = pick_model("MobileNet V1", two).unwrap_err();
+        assert!(e.contains("mnist, cnn"), "{e}");
+        assert_eq!(pick_model("MobileNet V1", [("mnist", 1)]), Ok(1));
+        assert_eq!(pick_model("", [("mnist", 1)]), Ok(1));
+        assert!(pick_model::<u8>("x", [])
+            .unwrap_err()
+            .contains("none is held"));
     }
 }

@@ -6,7 +6,7 @@
 //! The bytes are AML-IP's; what the statistics blob and the request say is left to the
 //! application, as in AML-IP. amlip's own meaning for them is in [`crate::infer`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -148,12 +148,15 @@ async fn run(
         let stats =
             decoded(p.reader::<ModelStatistics>(topics::MODEL_STATISTICS, Profile::JobControl)?)
                 .boxed_local();
-        let requests =
-            decoded(p.reader::<RpcRequest>(&topics::rpc_request_model(&me), Profile::ModelRpc)?)
-                .boxed_local();
-        let replies =
-            decoded(p.reader::<RpcReply>(&topics::rpc_reply_model(&me), Profile::ModelRpc)?)
-                .boxed_local();
+        let requests = decoded(p.reader_catching_up::<RpcRequest>(
+            &topics::rpc_request_model(&me),
+            Profile::ModelRpc,
+        )?)
+        .boxed_local();
+        let replies = decoded(
+            p.reader_catching_up::<RpcReply>(&topics::rpc_reply_model(&me), Profile::ModelRpc)?,
+        )
+        .boxed_local();
         let inbound = core.subscribe(Role::Monitor)?;
         Ok((stats_writer, stats, requests, replies, inbound))
     })();
@@ -163,20 +166,31 @@ async fn run(
         return;
     };
     core.publish_status(NodeState::Running).await;
-    let mut request_writers: HashMap<AmlipId, Rc<Writer<RpcRequest>>> = HashMap::new();
-    let mut reply_writers: HashMap<AmlipId, Rc<Writer<RpcReply>>> = HashMap::new();
-    let mut reply_order: std::collections::VecDeque<AmlipId> = Default::default();
+    let mut writers = RpcWriters::default();
     let mut pending: HashMap<u32, (AmlipId, flume::Sender<Result<Bytes, String>>)> = HashMap::new();
     let mut next_task = 0u32;
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
-            Some(ev) = inbound.next() => {
-                if matches!(ev, Inbound::ParticipantDied) && !shutdown.is_triggered() {
+            Some(ev) = inbound.next() => match ev {
+                Inbound::ParticipantDied if !shutdown.is_triggered() => {
                     tracing::warn!("model manager's participant stopped; leaving");
                     break;
                 }
-            }
+                // An AML-IP receiver's reply reader, or sender's request reader: create our
+                // writer towards it now, so that its first sample is not dropped as one from a
+                // writer the peer has not matched yet.
+                Inbound::ForeignReader(topic) => match topics::model_peer_of_topic(&topic) {
+                    Some((peer, NodeKind::ModelReceiver)) if replier.is_some() => {
+                        let _ = writers.reply(&core, &peer);
+                    }
+                    Some((peer, NodeKind::ModelSender)) if replier.is_none() => {
+                        let _ = writers.request(&core, &peer);
+                    }
+                    _ => {}
+                },
+                _ => {}
+            },
             Some(s) = stats.next() => shared.announce(s.value),
             Some(r) = requests.next() => {
                 let RpcRequest(req) = r.value;
@@ -190,29 +204,12 @@ async fn run(
                     },
                     None => error_payload("this node receives models; it hands none over"),
                 };
-                let writer = match reply_writers.get(&req.client_id) {
-                    Some(w) => w.clone(),
-                    None => match core
-                        .endpoints()
-                        .participant
-                        .writer::<RpcReply>(&topics::rpc_reply_model(&req.client_id), Profile::ModelRpc)
-                    {
-                        Ok(w) => {
-                            let w = Rc::new(w);
-                            if reply_writers.len() >= MAX_REPLY_WRITERS {
-                                if let Some(oldest) = reply_order.pop_front() {
-                                    reply_writers.remove(&oldest);
-                                }
-                            }
-                            reply_order.push_back(req.client_id.clone());
-                            reply_writers.insert(req.client_id.clone(), w.clone());
-                            w
-                        }
-                        Err(e) => {
-                            tracing::warn!(receiver = %req.client_id, "cannot answer a model request: {e}");
-                            continue;
-                        }
-                    },
+                let writer = match writers.reply(&core, &req.client_id) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(receiver = %req.client_id, "cannot answer a model request: {e}");
+                        continue;
+                    }
                 };
                 let reply = RpcReply(MsData {
                     client_id: req.client_id.clone(),
@@ -252,23 +249,12 @@ async fn run(
                 }
                 Command::Request { server, data, reply } => {
                     pending.retain(|_, (_, tx)| !tx.is_disconnected());
-                    let writer = match request_writers.get(&server) {
-                        Some(w) => w.clone(),
-                        None => match core
-                            .endpoints()
-                            .participant
-                            .writer::<RpcRequest>(&topics::rpc_request_model(&server), Profile::ModelRpc)
-                        {
-                            Ok(w) => {
-                                let w = Rc::new(w);
-                                request_writers.insert(server.clone(), w.clone());
-                                w
-                            }
-                            Err(e) => {
-                                let _ = reply.try_send(Err(e.to_string()));
-                                continue;
-                            }
-                        },
+                    let writer = match writers.request(&core, &server) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            let _ = reply.try_send(Err(e.to_string()));
+                            continue;
+                        }
                     };
                     let task_id = next_task;
                     next_task = next_task.wrapping_add(1);
@@ -291,6 +277,78 @@ async fn run(
         }
     }
     core.publish_status(NodeState::Dropped).await;
+}
+
+/// At most this many of each kind of RPC writer are kept (the oldest is dropped): receivers and
+/// senders are cheap to forge, and each reply writer holds its latest model.
+const MAX_RPC_WRITERS: usize = MAX_REPLY_WRITERS;
+
+/// Writers kept per peer, the oldest dropped beyond [`MAX_RPC_WRITERS`].
+struct Bounded<T> {
+    writers: HashMap<AmlipId, Rc<Writer<T>>>,
+    order: VecDeque<AmlipId>,
+}
+
+impl<T> Default for Bounded<T> {
+    fn default() -> Self {
+        Self {
+            writers: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<T: crate::wire::WireType> Bounded<T> {
+    fn get(
+        &mut self,
+        core: &NodeCore,
+        peer: &AmlipId,
+        topic: String,
+    ) -> Result<Rc<Writer<T>>, crate::dds::DdsError> {
+        if let Some(w) = self.writers.get(peer) {
+            return Ok(w.clone());
+        }
+        let w = Rc::new(
+            core.endpoints()
+                .participant
+                .writer::<T>(&topic, Profile::ModelRpc)?,
+        );
+        if self.writers.len() >= MAX_RPC_WRITERS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.writers.remove(&oldest);
+            }
+        }
+        self.order.push_back(peer.clone());
+        self.writers.insert(peer.clone(), w.clone());
+        Ok(w)
+    }
+}
+
+/// A manager's writers: requests towards senders, replies towards receivers.
+#[derive(Default)]
+struct RpcWriters {
+    requests: Bounded<RpcRequest>,
+    replies: Bounded<RpcReply>,
+}
+
+impl RpcWriters {
+    fn request(
+        &mut self,
+        core: &NodeCore,
+        sender: &AmlipId,
+    ) -> Result<Rc<Writer<RpcRequest>>, crate::dds::DdsError> {
+        self.requests
+            .get(core, sender, topics::rpc_request_model(sender))
+    }
+
+    fn reply(
+        &mut self,
+        core: &NodeCore,
+        receiver: &AmlipId,
+    ) -> Result<Rc<Writer<RpcReply>>, crate::dds::DdsError> {
+        self.replies
+            .get(core, receiver, topics::rpc_reply_model(receiver))
+    }
 }
 
 /// Announces models and hands them over to receivers that ask (AML-IP's

@@ -13,7 +13,9 @@ use futures::stream::{select_all, LocalBoxStream, SelectAll, StreamExt};
 use super::endpoints::Endpoints;
 use crate::config::NodeConfig;
 use crate::dds::topics::Service;
-use crate::dds::{topics, DdsError, DropCounters, ParticipantKey, Profile, Reader, SourceTime};
+use crate::dds::{
+    topics, DdsError, DiscoveryEvent, DropCounters, ParticipantKey, Profile, Reader, SourceTime,
+};
 use crate::direct::{DirectEvent, DirectPath};
 use crate::peers::PeerTable;
 use crate::transfer::{Budget, ChunkOutcome, Envelope, TransferError, Transfers};
@@ -77,6 +79,9 @@ pub enum Inbound {
     Info(NodeInfo),
     Status(Status),
     PeersLost(Vec<AmlipId>),
+    /// A reader of another DDS implementation (an AML-IP node's) was found on this topic.
+    /// Writers towards it are best created now: see [`crate::dds`]'s discovery.
+    ForeignReader(String),
     /// rustdds stopped this node's participant (see [`NodeCore::pause_watch`]): the engine
     /// must [`NodeCore::recover`].
     ParticipantDied,
@@ -483,7 +488,7 @@ impl NodeCore {
         match role {
             Role::Client => {
                 streams.push(
-                    decoded(p.reader::<MsReference>(
+                    decoded(p.reader_catching_up::<MsReference>(
                         &self.service.reply_available(me),
                         Profile::JobControl,
                     )?)
@@ -528,9 +533,17 @@ impl NodeCore {
         );
         let core = self.clone();
         streams.push(
-            p.lost_participants()
-                .map(move |key| {
-                    Inbound::PeersLost(core.peers.borrow_mut().on_participant_lost(key))
+            p.discovery()?
+                .map(move |event| match event {
+                    DiscoveryEvent::Lost(key) => {
+                        Inbound::PeersLost(core.peers.borrow_mut().on_participant_lost(key))
+                    }
+                    DiscoveryEvent::ForeignReader { topic } => {
+                        if let Some((peer, kind)) = core.service.peer_of_topic(&topic) {
+                            core.prepare_writers_to(&peer, kind, None);
+                        }
+                        Inbound::ForeignReader(topic)
+                    }
                 })
                 .boxed_local(),
         );
@@ -613,7 +626,7 @@ impl NodeCore {
         Ok(decoded(
             self.endpoints()
                 .participant
-                .reader::<MsData>(topic, Profile::JobPayload)?,
+                .reader_catching_up::<MsData>(topic, Profile::JobPayload)?,
         )
         .map(move |s| {
             let d = s.value;

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::core::{error_payload, report_start, Inbound, Load, NodeCore, Role};
 use super::requests::{Key, OpenRequests, Pending, Verdict};
+use crate::dds::SourceTime;
 use crate::job::{Job, JobContext};
 use crate::peers::PeerTable;
 use crate::runtime::Shutdown;
@@ -123,6 +124,8 @@ struct ServerEngine {
     capacity: Option<usize>,
     work: std_mpsc::Sender<WorkItem>,
     internal: mpsc::UnboundedSender<Internal>,
+    /// When this node joined the domain, by its clock (see [`verdict`]).
+    joined: SourceTime,
 }
 
 const MEMORY: usize = 200_000;
@@ -144,6 +147,7 @@ pub(crate) async fn run(
     ready: std_mpsc::Sender<Result<(), crate::dds::DdsError>>,
     mut shutdown: Shutdown,
 ) {
+    let joined = SourceTime::now();
     let Some(mut inbound) = report_start(&ready, core.subscribe(Role::Server)) else {
         return;
     };
@@ -162,6 +166,7 @@ pub(crate) async fn run(
         capacity: initial_capacity,
         work,
         internal,
+        joined,
     };
     core.publish_status(NodeState::Running).await;
     engine.heartbeat().await;
@@ -511,8 +516,9 @@ impl ServerEngine {
             let peers = self.core.peers.borrow();
             let (taken, replied) = (&self.taken, &self.replied);
             let settle = self.core.cfg.history_settle;
+            let joined = self.joined;
             self.requests.answerable(now, MAX_CHOICE, |p, heard| {
-                verdict(p, now, &peers, taken, replied, heard, settle)
+                verdict(p, now, &peers, taken, replied, (heard, joined), settle)
             })
         };
         if answerable.is_empty() {
@@ -614,16 +620,19 @@ impl ServerEngine {
 /// counter and open set), for every request it wrote before that heartbeat (both carry the
 /// main's source timestamp; mains heartbeat as soon as they discover a computing node). A
 /// request newer than a heartbeat that lists us among the main's known peers was written while
-/// the main knew us: live. For any other request newer than every heartbeat, or from a plain
-/// AML-IP main, we wait `settle` after first hearing from that main, so that its target
-/// history arrives first; after that, requests are live and answered at once.
+/// the main knew us: live. A request written after this node joined (its source timestamp
+/// against our clock: exact on one host, NTP's skew across hosts) is live too: any target for
+/// it was written after we joined as well, and is not old history (AML-IP mains' first jobs
+/// need this to be answered at once). For any other request newer than every heartbeat, or
+/// from a plain AML-IP main, we wait `settle` after first hearing from that main, so that its
+/// target history arrives first; after that, requests are live and answered at once.
 fn verdict(
     req: &Pending,
     now: Instant,
     peers: &PeerTable,
     taken: &RecentSet<Key>,
     replied: &RecentSet<Key>,
-    first_heard: Instant,
+    (first_heard, joined): (Instant, SourceTime),
     settle: Duration,
 ) -> Verdict {
     let key = &req.key;
@@ -647,6 +656,9 @@ fn verdict(
             // reached us live (a taken one gets its target live too).
             return Verdict::Answer;
         }
+    }
+    if req.written_at.is_some_and(|w| w > joined) {
+        return Verdict::Answer;
     }
     if now.duration_since(first_heard) < settle {
         Verdict::Defer

@@ -15,6 +15,39 @@ pub const MAX_NAME_LEN: usize = 28;
 /// hostile sample cannot make us build huge topic names).
 const MAX_WIRE_NAME_LEN: usize = 200;
 
+/// Which characters a node name may hold.
+///
+/// AML-IP puts a node's name into topic names as it is and restricts nothing; its own demos
+/// are named `AML-MainNode`, `AML-ComputingNode`. Both rustdds and Fast DDS take any printable
+/// ASCII in a topic name (tested: `tests::every_printable_character_makes_a_working_topic`), so
+/// every name an AML-IP node can have is accepted from others but `/` (a path separator, and
+/// the one character that would make our topic names ambiguous to read) and control or
+/// non-ASCII bytes. The names amlip gives its own nodes stay conservative: letters, digits,
+/// `_`, `.` and `-`, so that they read well in shells, logs, file names and metrics labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Charset {
+    /// Our own nodes' names.
+    Own,
+    /// Names of other nodes, as AML-IP allows them.
+    Peer,
+}
+
+impl Charset {
+    fn allows(self, c: char) -> bool {
+        match self {
+            Charset::Own => c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),
+            Charset::Peer => (' '..='~').contains(&c) && c != '/',
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Charset::Own => "only letters, digits, '_', '.' and '-' are allowed",
+            Charset::Peer => "only printable ASCII other than '/' is allowed",
+        }
+    }
+}
+
 /// Why a node name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -35,12 +68,14 @@ pub enum IdError {
     #[error("{0:?} is not a node id (<name>.aa.bb.cc.dd)")]
     NotAnId(String),
     /// A character topic names cannot hold.
-    #[error("node name {name:?} has {bad:?}; only [0-9A-Za-z_.] are allowed (it becomes part of DDS topic names)")]
+    #[error("node name {name:?} has {bad:?}; {allowed} (it becomes part of DDS topic names)")]
     BadChar {
         /// The name.
         name: String,
         /// The character.
         bad: char,
+        /// What is allowed.
+        allowed: &'static str,
     },
 }
 
@@ -56,18 +91,18 @@ pub struct AmlipId {
 }
 
 impl AmlipId {
-    /// A new id with fresh random bytes.
+    /// A new id with fresh random bytes, for a node of ours (letters, digits, `_`, `.`, `-`).
     pub fn new_random(name: &str) -> Result<Self, IdError> {
-        validate_name(name, MAX_NAME_LEN)?;
+        validate_name(name, MAX_NAME_LEN, Charset::Own)?;
         Ok(Self {
             name: name.to_owned(),
             suffix: rand::random(),
         })
     }
 
-    /// An id with given bytes (tests, and decoding).
+    /// An id with given bytes (any node's, AML-IP's included: printable ASCII but `/`).
     pub fn from_parts(name: &str, suffix: [u8; 4]) -> Result<Self, IdError> {
-        validate_name(name, MAX_NAME_LEN)?;
+        validate_name(name, MAX_NAME_LEN, Charset::Peer)?;
         Ok(Self {
             name: name.to_owned(),
             suffix,
@@ -91,7 +126,7 @@ impl AmlipId {
 
     pub(crate) fn read(r: &mut CdrReader<'_>, field: &'static str) -> Result<Self, WireError> {
         let name = r.string(field)?;
-        validate_name(name, MAX_WIRE_NAME_LEN).map_err(|e| WireError::Invalid {
+        validate_name(name, MAX_WIRE_NAME_LEN, Charset::Peer).map_err(|e| WireError::Invalid {
             field,
             reason: e.to_string(),
         })?;
@@ -103,7 +138,7 @@ impl AmlipId {
     }
 }
 
-fn validate_name(name: &str, max: usize) -> Result<(), IdError> {
+fn validate_name(name: &str, max: usize, charset: Charset) -> Result<(), IdError> {
     if name.is_empty() {
         return Err(IdError::Empty);
     }
@@ -114,13 +149,11 @@ fn validate_name(name: &str, max: usize) -> Result<(), IdError> {
             max,
         });
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '.'))
-    {
+    if let Some(bad) = name.chars().find(|c| !charset.allows(*c)) {
         return Err(IdError::BadChar {
             name: name.to_owned(),
             bad,
+            allowed: charset.describe(),
         });
     }
     Ok(())
@@ -187,6 +220,62 @@ mod tests {
             AmlipId::new_random(&"x".repeat(29)),
             Err(IdError::TooLong { len: 29, .. })
         ));
+    }
+
+    /// AML-IP's demo names, and every printable ASCII character but `/`, are taken from peers;
+    /// our own nodes keep to letters, digits, `_`, `.` and `-`.
+    #[test]
+    fn peers_names_are_aml_ip_s_and_ours_stay_conservative() {
+        for name in ["AML-MainNode", "AML-ComputingNode", "AML-StatusNode"] {
+            let id = AmlipId::from_parts(name, [0xaa, 0xa5, 0x47, 0xfe]).unwrap();
+            assert_eq!(id.to_string().parse::<AmlipId>().unwrap(), id);
+            AmlipId::new_random(name).unwrap();
+        }
+        for c in (' '..='~').filter(|c| *c != '/') {
+            let name = format!("A{c}B");
+            let id = AmlipId::from_parts(&name, [1, 2, 3, 4])
+                .unwrap_or_else(|e| panic!("{c:?} refused: {e}"));
+            assert_eq!(id.to_string().parse::<AmlipId>().unwrap(), id, "{c:?}");
+            let own = AmlipId::new_random(&name);
+            assert_eq!(
+                own.is_ok(),
+                c.is_ascii_alphanumeric() || "_.-".contains(c),
+                "{c:?}"
+            );
+        }
+        for bad in ['/', '\0', '\n', '\t', '\u{7f}', 'é', '\u{200b}'] {
+            let name = format!("A{bad}B");
+            assert!(
+                matches!(AmlipId::from_parts(&name, [0; 4]), Err(IdError::BadChar { bad: b, .. }) if b == bad),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(matches!(
+            AmlipId::from_parts(&"x".repeat(29), [0; 4]),
+            Err(IdError::TooLong { len: 29, .. })
+        ));
+    }
+
+    /// From the wire: AML-IP's names decode, names up to 200 bytes of any printable ASCII but
+    /// `/` decode (lenient, bounded), and anything else is a clear error, never a panic.
+    #[test]
+    fn wire_names_are_bounded_and_checked() {
+        fn decode(name: &[u8]) -> Result<AmlipId, WireError> {
+            let mut w = CdrWriter::with_capacity(64);
+            w.u32(name.len() as u32 + 1);
+            w.octets(name);
+            w.octets(&[0, 1, 2, 3, 4]);
+            let body = w.finish();
+            let mut r = CdrReader::new(&body, crate::wire::ByteOrder::Little);
+            AmlipId::read(&mut r, "id")
+        }
+        assert_eq!(decode(b"AML-MainNode").unwrap().name(), "AML-MainNode");
+        assert_eq!(decode(b"A #%*?~B").unwrap().name(), "A #%*?~B");
+        assert!(decode(&[b'x'; 200]).is_ok());
+        for bad in [&b"a/b"[..], b"a\nb", b"a\x01b", b"", &[b'x'; 201][..]] {
+            let e = decode(bad).unwrap_err().to_string();
+            assert!(e.contains("`id`") || e.contains("id"), "{e}");
+        }
     }
 
     #[test]
