@@ -77,7 +77,7 @@ impl Default for StreamConfig {
 impl NodeConfig {
     /// Defaults: domain 166 (AML-IP's), every interface, amlip's extensions on.
     ///
-    /// `name` is at most 28 characters of `[0-9A-Za-z_.]`; the node's id is the name plus 4
+    /// `name` is at most 28 characters of `[0-9A-Za-z_.-]`; the node's id is the name plus 4
     /// random bytes (a bad name is reported when the node starts).
     pub fn new(name: &str) -> Self {
         Self {

@@ -8,7 +8,8 @@
 //! - [`wire`]: the bytes. AML-IP's types (`AmlipId`, `ms_request`, `ms_reference`,
 //!   `ms_data_GENERIC`, `status`) exactly as AML-IP lays them out, and amlip's extension types
 //!   (heartbeats, chunks, credits). Pure; no I/O.
-//! - [`dds`]: rustdds plumbing: participant, topic names, QoS, typed readers and writers.
+//! - [`dds`]: rustdds plumbing: participant, topic names, QoS, typed readers and writers; readers
+//!   that catch up with a new AML-IP writer's first sample, and what discovery reports.
 //! - `transfer`: large payloads between amlip nodes as a credit-windowed chunk stream.
 //! - `direct`: large payloads between amlip nodes over a direct TCP connection the receiver
 //!   announces (the chunk stream is the fallback).

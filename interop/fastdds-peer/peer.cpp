@@ -3,6 +3,7 @@
 // layouts, QoS and message sequence); no AML-IP source. Roles:
 //
 //   peer main      --domain D --name N --jobs J --size S [--async]   AML-IP's (Async)MainNode
+//                  [--payload TEXT | --payload-file F]    (every job carries that text)
 //   peer edge      --domain D --name N --jobs J --payload TEXT       AML-IP's EdgeNode (the same
 //                                                   protocol on the `inference` topics)
 //   peer computing --domain D --name N [--max-jobs M]                AML-IP's ComputingNode
@@ -777,7 +778,8 @@ static void usage() {
                  "usage: peer main|edge|computing|status|model-receiver|model-sender|demo-main|\n"
                  "            demo-computing --domain D [--name N] [--jobs J] [--size S] [--async]\n"
                  "            [--interval-ms I] [--max-jobs M] [--seconds T] [--timeout T]\n"
-                 "            [--payload TEXT] [--request TEXT] [--attempts K] [--wait-ms W]\n"
+                 "            [--payload TEXT | --payload-file F] [--request TEXT] [--attempts K]\n"
+                 "            [--wait-ms W]\n"
                  "            [--out FILE] [--model NAME] [--file F]\n");
 }
 
@@ -829,6 +831,18 @@ int main(int argc, char** argv) {
         else if (a == "--seconds") seconds = std::stoi(next());
         else if (a == "--timeout") timeout_s = std::stoi(next());
         else if (a == "--payload") payload = next();
+        else if (a == "--payload-file") {
+            std::string path = next();
+            FILE* f = std::fopen(path.c_str(), "rb");
+            if (!f) {
+                std::fprintf(stderr, "cannot read %s\n", path.c_str());
+                return 2;
+            }
+            char buf[65536];
+            size_t n;
+            while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) payload.append(buf, n);
+            std::fclose(f);
+        }
         else if (a == "--request") request = next();
         else if (a == "--attempts") attempts = std::stoi(next());
         else if (a == "--wait-ms") wait_ms = std::stoi(next());

@@ -30,7 +30,7 @@ pub const ENV_NETWORK: &str = "AMLIP_NETWORK";
 /// Flags every node binary takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct NodeArgs {
-    /// Node name; 4 random bytes are appended ([0-9A-Za-z_.], at most 28 characters).
+    /// Node name; 4 random bytes are appended ([0-9A-Za-z_.-], at most 28 characters).
     #[arg(long)]
     pub name: Option<String>,
 

@@ -289,7 +289,7 @@ impl Participant {
 
     /// A reader of `T` on a topic named after this node, which other nodes' writers may write
     /// on at once after creating them: a first sample that rustdds drops from a writer of
-    /// another DDS implementation (AML-IP's) is fetched again at once (see [`catch_up`]).
+    /// another DDS implementation (AML-IP's) is fetched again at once (`dds/catch_up.rs`).
     pub fn reader_catching_up<T: WireType>(
         &self,
         topic: &str,
@@ -349,17 +349,9 @@ impl Participant {
     }
 
     /// Remote participants as they are lost (lease expired or disposed), and readers of other
-    /// DDS implementations as they are found. While it is polled, participants of other DDS
-    /// implementations learn our endpoints without delay (see [`discovery`]).
-    pub(crate) fn discovery(&self) -> Result<impl Stream<Item = DiscoveryEvent>, DdsError> {
-        let profile = Profile::Status;
-        let nudger = discovery::Nudger {
-            subscriber: self.subscriber.clone(),
-            topic: self.topic(topics::PROBE, "amlipx::probe", profile)?,
-            qos: profile.reader_qos(),
-            kept: Default::default(),
-        };
-        Ok(discovery::watch(&self.dp, nudger))
+    /// DDS implementations as they are found (see [`discovery`]).
+    pub(crate) fn discovery(&self) -> impl Stream<Item = DiscoveryEvent> + 'static {
+        discovery::watch(&self.dp)
     }
 }
 

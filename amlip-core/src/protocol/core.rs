@@ -533,7 +533,7 @@ impl NodeCore {
         );
         let core = self.clone();
         streams.push(
-            p.discovery()?
+            p.discovery()
                 .map(move |event| match event {
                     DiscoveryEvent::Lost(key) => {
                         Inbound::PeersLost(core.peers.borrow_mut().on_participant_lost(key))
