@@ -8,4 +8,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/docker-image.sh
-cargo test --release -p main-node --test docker -- --ignored --nocapture --test-threads 1
+cargo test --release -p main-node --test it -- --ignored --nocapture --test-threads 1 docker::

@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use amlip_core::cli::metrics::{self, Sources};
-use amlip_core::cli::serve::HttpServer;
-use amlip_core::cli::{self, NodeArgs};
-use amlip_core::infer::{shape_text, HostOptions, Model, ModelHost, ModelServer};
+use amlip_cli::metrics::{self, Sources};
+use amlip_cli::serve::HttpServer;
+use amlip_cli::{self as cli, NodeArgs};
+use amlip_core::infer::query::specs_text;
+use amlip_core::infer::{HostOptions, Model, ModelHost, ModelServer};
 use amlip_core::kind::plain;
 use amlip_core::pipeline::{Evaluate, PrepareData, Program};
 use amlip_core::prelude::*;
@@ -77,21 +78,6 @@ struct Args {
     verbose: bool,
 }
 
-/// The data directory: as given, else `datasets` here or beside the binary's repository.
-fn data_dir(given: Option<&Path>) -> PathBuf {
-    if let Some(d) = given {
-        return d.to_owned();
-    }
-    let rel = Path::new("datasets");
-    if rel.exists() {
-        return rel.to_owned();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().map(|a| a.join(rel)).find(|p| p.exists()))
-        .unwrap_or_else(|| rel.to_owned())
-}
-
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let verbose = args.verbose;
@@ -119,7 +105,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         }),
     };
     let registry = registry
-        .with(PrepareData::new(data_dir(args.data_dir.as_deref())))
+        .with(PrepareData::new(
+            args.data_dir
+                .clone()
+                .unwrap_or_else(|| cli::locate(Path::new("datasets"))),
+        ))
         .with(Evaluate)
         .with(Program::new(args.allow_programs.clone()));
     let kinds = registry.kinds().join(", ");
@@ -186,7 +176,7 @@ fn start_model_host(args: &Args) -> anyhow::Result<Option<ModelHost>> {
             "serving model {:?} ({}, inputs {}) from {path}",
             i.name,
             i.kind,
-            describe(&i.inputs)
+            specs_text(&i.inputs)
         );
         server.install(model);
     }
@@ -210,12 +200,4 @@ fn start_model_host(args: &Args) -> anyhow::Result<Option<ModelHost>> {
         }
     );
     Ok(Some(host))
-}
-
-fn describe(specs: &[amlip_core::infer::TensorSpec]) -> String {
-    specs
-        .iter()
-        .map(|s| format!("{} {} {}", s.name, s.dtype, shape_text(&s.shape)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

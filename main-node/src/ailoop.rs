@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use amlip_cli::{self as cli, tables, NodeArgs};
 use amlip_core::ailoop::{AiLoop, Inference};
 use amlip_core::cancel::CancelToken;
-use amlip_core::cli::{self, NodeArgs};
 use amlip_core::infer::Session;
 use amlip_core::prelude::*;
 use anyhow::Context;
@@ -70,14 +70,7 @@ pub struct AiLoopArgs {
 pub fn run(node: &NodeArgs, args: &AiLoopArgs, stop: &CancelToken) -> anyhow::Result<()> {
     let main = MainNode::with_config(node.config("Main")).context("cannot start the main node")?;
     println!("main node {} on domain {}", main.id(), main.domain());
-    let known = main.wait_for_computing_nodes(args.wait_nodes, Duration::from_secs(60), stop);
-    if known < args.wait_nodes {
-        anyhow::bail!(
-            "only {known} of {} computing nodes appeared on domain {} within 60 s",
-            args.wait_nodes,
-            main.domain()
-        );
-    }
+    cli::wait_for_nodes(&main, args.wait_nodes, Duration::from_secs(60), stop)?;
     let cfg = AiLoop {
         successes: args.successes,
         tolerance: args.tolerance,
@@ -107,37 +100,9 @@ pub fn run(node: &NodeArgs, args: &AiLoopArgs, stop: &CancelToken) -> anyhow::Re
     if strict && !report.inference.starts_with("inference node") {
         anyhow::bail!("--inference node: {}", report.inference);
     }
-    let p = &report.phases;
-    println!(
-        "\n{} successes in {} iterations; trained {} time(s); inference: {}; {} job(s) re-sent",
-        report.successes.len(),
-        report.iterations,
-        report.times_trained,
-        report.inference,
-        report.resent
-    );
-    println!("{:<34} {:>8}", "phase", "seconds");
-    for (name, secs) in [
-        ("inference + sim-cheap (at once)", p.check),
-        ("  inference", p.inference),
-        ("  sim-cheap (4 jobs)", p.sim_cheap),
-        ("sim-expensive", p.sim_expensive),
-        ("training (nn_fit job)", p.training),
-        ("handing models to inference", p.serving),
-        ("total", report.seconds),
-    ] {
-        println!("{name:<34} {secs:>8.2}");
-    }
+    println!("{}", tables::ailoop(&report));
     if let Some(path) = &args.json {
-        let json = serde_json::json!({
-            "iterations": report.iterations,
-            "times_trained": report.times_trained,
-            "successes": report.successes,
-            "phases": report.phases,
-            "inference": report.inference,
-            "resent": report.resent,
-            "seconds": report.seconds,
-        });
+        let json = report.json();
         std::fs::write(path, serde_json::to_vec_pretty(&json)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }

@@ -12,9 +12,9 @@ mod train;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use amlip_core::cli::metrics::{self, Sources};
-use amlip_core::cli::serve::HttpServer;
-use amlip_core::cli::{self, bench, NodeArgs};
+use amlip_cli::metrics::{self, Sources};
+use amlip_cli::serve::HttpServer;
+use amlip_cli::{self as cli, bench, NodeArgs};
 use amlip_core::prelude::*;
 use anyhow::Context;
 use clap::{Parser, Subcommand};

@@ -5,25 +5,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use amlip_cli::{self as cli, tables, NodeArgs};
 use amlip_core::cancel::CancelToken;
-use amlip_core::cli::{self, NodeArgs};
 use amlip_core::nn::{Optimizer, Spec};
 use amlip_core::stream::{
-    Consumer, ConsumerOptions, EpochReport, Function, OnlineTraining, Policy, Producer,
-    ProducerCounts, ProducerOptions, Samples,
+    Consumer, ConsumerOptions, EpochReport, Fault, Function, OnlineTraining, Policy, Producer,
+    ProducerOptions,
 };
 use anyhow::Context;
 
 use crate::train::OptimizerArg;
-
-/// What a faulty producer sends wrong (to try a trainer's checks).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// One sample of the batch has a NaN input.
-    Nan,
-    /// The whole batch has one input value too many per sample.
-    Shape,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct ProduceArgs {
@@ -58,8 +49,9 @@ pub struct ProduceArgs {
     /// Bytes of batches retained for trainers that come late (the oldest go first).
     #[arg(long, default_value = "256MiB", value_parser = cli::size_arg)]
     retain: usize,
-    /// Send a bad batch every fifth iteration (iterations 4, 9, ...), to try a trainer's checks.
-    #[arg(long, value_enum)]
+    /// Send a bad batch every fifth iteration (iterations 4, 9, ...), to try a trainer's
+    /// checks: `nan` (one sample with a NaN input) or `shape` (one input too many per sample).
+    #[arg(long, value_name = "nan|shape")]
     faulty: Option<Fault>,
 }
 
@@ -87,15 +79,9 @@ pub fn produce(node: &NodeArgs, args: &ProduceArgs, stop: &CancelToken) -> anyho
         }
         let seed = args.seed.wrapping_mul(1_000_003) ^ ((args.rank as u64) << 32) ^ it;
         let mut batch = args.function.sample(args.batch, seed);
-        match args.faulty {
-            Some(fault) if it % 5 == 4 => {
-                batch = spoil(batch, fault);
-                bad += match fault {
-                    Fault::Nan => 1,
-                    Fault::Shape => batch.len(),
-                };
-            }
-            _ => {}
+        if let Some(fault) = args.faulty.filter(|_| it % 5 == 4) {
+            let (spoiled, n) = fault.spoil(batch);
+            (batch, bad) = (spoiled, bad + n);
         }
         producer.publish(it, &batch)?;
         println!(
@@ -122,31 +108,6 @@ pub fn produce(node: &NodeArgs, args: &ProduceArgs, stop: &CancelToken) -> anyho
         );
     }
     Ok(())
-}
-
-/// A batch made wrong in the way asked.
-fn spoil(batch: Samples, fault: Fault) -> Samples {
-    match fault {
-        Fault::Nan => {
-            let mut b = batch;
-            b.inputs[0] = f32::NAN;
-            b
-        }
-        Fault::Shape => {
-            let n = batch.len();
-            let w = batch.input_len + 1;
-            let mut inputs = Vec::with_capacity(n * w);
-            for x in batch.inputs.chunks_exact(batch.input_len) {
-                inputs.extend_from_slice(x);
-                inputs.push(0.0);
-            }
-            Samples {
-                inputs,
-                input_len: w,
-                ..batch
-            }
-        }
-    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -239,7 +200,7 @@ pub fn online(node: &NodeArgs, args: &OnlineArgs, stop: &CancelToken) -> anyhow:
         cfg.domain_id(),
         args.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("-"),
         spec.params()?.iter().map(|p| p.shape.iter().product::<usize>()).sum::<usize>(),
-        optimizer_text(&optimizer),
+        optimizer,
         grid.len()
     );
     let training = OnlineTraining {
@@ -260,109 +221,20 @@ pub fn online(node: &NodeArgs, args: &OnlineArgs, stop: &CancelToken) -> anyhow:
         // Epochs on a few samples take microseconds: print when the set grew, at most once a
         // second otherwise, and the last ones.
         if e.held != last_held || printed.elapsed() >= Duration::from_secs(1) {
-            println!("{}", epoch_line(e));
+            println!("{e}");
             printed = Instant::now();
             last_held = e.held;
         }
     };
     let report = training.run(&consumer, stop, &mut print_epoch)?;
     if let Some(e) = report.epochs.last() {
-        println!("{}", epoch_line(e));
+        println!("{e}");
     }
-    println!(
-        "\n{:<5} {:>9} {:>9} {:>8} {:>15} {:>17} {:>5}  state",
-        "rank", "produced", "received", "kept", "rejected shp/nan", "dropped prod/cap", "dups"
-    );
-    for p in &report.producers {
-        println!(
-            "{:<5} {:>9} {:>9} {:>8} {:>15} {:>17} {:>5}  {}",
-            p.rank,
-            p.produced,
-            p.received,
-            p.kept,
-            format!("{}/{}", p.rejected_shape, p.rejected_values),
-            format!("{}/{}", p.dropped_by_producer, p.dropped_by_cap),
-            p.duplicates,
-            p.state
-        );
-        for problem in &p.problems {
-            println!("      rank {}: {problem}", p.rank);
-        }
-    }
-    let t = totals(&report.producers);
-    println!(
-        "samples: {} produced, {} received, {} kept, {} rejected, {} dropped, {} unaccounted",
-        t.produced, t.received, t.kept, t.rejected, t.dropped, t.missing
-    );
-    if let Some(v) = report.epochs.last().and_then(|e| e.validation) {
-        println!(
-            "validation MSE {v:.6} after {} epochs ({:.1} s); {}",
-            report.epochs.len(),
-            report.seconds,
-            report.ended
-        );
-    }
+    println!("{}", tables::online(&report));
     if let Some(path) = &args.json {
-        let json = serde_json::json!({
-            "stream": args.stream,
-            "epochs": report.epochs,
-            "producers": report.producers,
-            "totals": {
-                "produced": t.produced, "received": t.received, "kept": t.kept,
-                "rejected": t.rejected, "dropped": t.dropped, "missing": t.missing,
-            },
-            "validation_mse": report.epochs.last().and_then(|e| e.validation),
-            "ended": report.ended,
-            "seconds": report.seconds,
-        });
+        let json = report.json(&args.stream);
         std::fs::write(path, serde_json::to_vec_pretty(&json)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
-}
-
-fn optimizer_text(o: &Optimizer) -> String {
-    match o {
-        Optimizer::Adam { lr } => format!("Adam lr {lr}"),
-        Optimizer::Sgd { lr, momentum } => format!("SGD lr {lr} momentum {momentum}"),
-    }
-}
-
-fn epoch_line(e: &EpochReport) -> String {
-    format!(
-        "epoch {:>6}: {:>7} samples held (+{}), loss {:.6}, validation MSE {}{}",
-        e.epoch,
-        e.held,
-        e.new_samples,
-        e.loss,
-        e.validation
-            .map(|v| format!("{v:.6}"))
-            .unwrap_or_else(|| "-".into()),
-        if e.streams_ended {
-            ", streams ended"
-        } else {
-            ""
-        }
-    )
-}
-
-struct Totals {
-    produced: u64,
-    received: u64,
-    kept: u64,
-    rejected: u64,
-    dropped: u64,
-    missing: u64,
-}
-
-fn totals(p: &[ProducerCounts]) -> Totals {
-    let sum = |f: fn(&ProducerCounts) -> u64| p.iter().map(f).sum();
-    Totals {
-        produced: sum(|c| c.produced),
-        received: sum(|c| c.received),
-        kept: sum(|c| c.kept),
-        rejected: sum(ProducerCounts::rejected),
-        dropped: sum(ProducerCounts::dropped),
-        missing: sum(ProducerCounts::missing),
-    }
 }

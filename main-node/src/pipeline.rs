@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use amlip_cli::{self as cli, NodeArgs};
 use amlip_core::cancel::CancelToken;
-use amlip_core::cli::{self, NodeArgs};
 use amlip_core::pipeline::{Pipeline, RunOptions};
 use amlip_core::prelude::*;
 use anyhow::Context;

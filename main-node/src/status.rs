@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use amlip_cli::metrics::Sources;
+use amlip_cli::serve::HttpServer;
+use amlip_cli::{self as cli, dashboard, tables, NodeArgs};
 use amlip_core::cancel::CancelToken;
-use amlip_core::cli::metrics::Sources;
-use amlip_core::cli::serve::HttpServer;
-use amlip_core::cli::{self, dashboard, NodeArgs};
-use amlip_core::node::{ClusterMonitor, NodeView};
+use amlip_core::node::ClusterMonitor;
 use anyhow::Context;
 
 #[derive(clap::Args, Debug)]
@@ -88,28 +88,6 @@ fn print(monitor: &ClusterMonitor, json: bool, redraw: bool) -> anyhow::Result<(
     if redraw {
         print!("\x1b[2J\x1b[H"); // clear the terminal, cursor home
     }
-    println!("{}", table(&nodes));
+    println!("{}", tables::status(&nodes));
     Ok(())
-}
-
-fn table(nodes: &[NodeView]) -> String {
-    let mut out = format!(
-        "{:<28} {:<12} {:<8} {:<15} {:>9} {:>7} {:>11}\n",
-        "NODE", "KIND", "STATE", "HOST", "IN FLIGHT", "DONE", "LAST HEARD"
-    );
-    for n in nodes {
-        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "{:<28} {:<12} {:<8} {:<15} {:>9} {:>7} {:>10.1}s\n",
-            n.id,
-            n.kind,
-            n.state,
-            opt(n.host.clone()),
-            opt(n.jobs_in_flight.map(|j| j.to_string())),
-            opt(n.jobs_done.map(|j| j.to_string())),
-            n.last_heard_ms as f64 / 1000.0
-        ));
-    }
-    out.push_str(&format!("{} node(s)", nodes.len()));
-    out
 }

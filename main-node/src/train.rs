@@ -1,14 +1,14 @@
 //! `main-node train`: flags -> an AML or MLP training session of the library -> the table,
 //! the model file and the JSON report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use amlip_cli::metrics::Sources;
+use amlip_cli::serve::HttpServer;
+use amlip_cli::{self as cli, progress::ProgressView, NodeArgs};
+use amlip_cli::{dashboard, plot, tables};
 use amlip_core::cancel::CancelToken;
-use amlip_core::cli::metrics::Sources;
-use amlip_core::cli::serve::HttpServer;
-use amlip_core::cli::{self, progress::ProgressView, NodeArgs};
-use amlip_core::cli::{dashboard, plot};
 use amlip_core::dataset::{self, Format, LoadOptions, Task};
 use amlip_core::kind::mlp_train::MlpHyper;
 use amlip_core::nn::{Optimizer, Spec};
@@ -196,16 +196,6 @@ pub struct TrainArgs {
 }
 
 /// Finds the MNIST directory: as given, else next to the repository the binary was built in.
-fn data_dir(given: &Path) -> PathBuf {
-    if given.exists() || given.is_absolute() {
-        return given.to_owned();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().map(|a| a.join(given)).find(|p| p.exists()))
-        .unwrap_or_else(|| given.to_owned())
-}
-
 pub fn run(
     node: &NodeArgs,
     args: &TrainArgs,
@@ -219,7 +209,7 @@ pub fn run(
         }
     }
     let start = Instant::now();
-    let path = data_dir(&args.data);
+    let path = cli::locate(&args.data);
     let opts = LoadOptions {
         format: args.format,
         label: args.label.clone(),
@@ -422,56 +412,7 @@ fn finish_group(
     report: &AllReduceReport,
     start: Instant,
 ) -> anyhow::Result<()> {
-    let metric = if report.network.spec().loss.classifies() {
-        "test accuracy"
-    } else {
-        "test MSE"
-    };
-    println!("\nepoch  {metric:>13}  train loss");
-    for e in &report.epochs {
-        println!("{:>5}  {:>13.4}  {:>10.4}", e.epoch, e.score, e.loss);
-    }
-    println!("\nworkers  steps        training s  communication s  testing s  ended");
-    for g in &report.generations {
-        println!(
-            "{:>7}  {:>5}-{:<5}  {:>10.1}  {:>15.1}  {:>9.1}  {}",
-            g.world,
-            g.steps.0,
-            g.steps.1,
-            g.times.training,
-            g.times.communication,
-            g.times.testing,
-            g.ended
-        );
-    }
-    if report.generations.len() > 1 {
-        println!(
-            "re-formed the group {} time(s) after losing workers",
-            report.generations.len() - 1
-        );
-    }
-    println!(
-        "parameters identical on every worker after each of {} steps (hash checked)",
-        report.steps_checked
-    );
-    let c = main.stats();
-    println!(
-        "jobs: {} sent, {} solved, {} re-sent",
-        c.submitted, c.solved, c.resent
-    );
-    println!(
-        "Total Training Time {:.1} s, Total Testing Time {:.1} s (rank 0)",
-        report
-            .generations
-            .iter()
-            .map(|g| g.times.training + g.times.communication)
-            .sum::<f64>(),
-        report
-            .generations
-            .iter()
-            .map(|g| g.times.testing)
-            .sum::<f64>()
-    );
+    println!("{}", tables::allreduce(report, &main.stats()));
     println!("wall time {:.1} s", start.elapsed().as_secs_f64());
     if let Some(path) = &args.stats {
         use std::io::Write;
@@ -486,25 +427,12 @@ fn finish_group(
         println!("timings appended to {}", path.display());
     }
     if let Some(out) = &args.out {
-        let p = report
-            .network
-            .payload("nn_model", &report.params)
-            .with_params(&serde_json::json!({
-                "spec": report.network.spec(),
-                "pixels": { "mean": report.pixels.0, "std": report.pixels.1 },
-            }))?;
-        std::fs::write(out, p.encode()?)
+        std::fs::write(out, report.model_payload()?.encode()?)
             .with_context(|| format!("cannot write {}", out.display()))?;
         println!("model written to {} (safetensors: parameters by PyTorch's names, the spec in the metadata)", out.display());
     }
     if let Some(path) = &args.report {
-        let json = serde_json::json!({
-            "epochs": report.epochs.iter().map(|e| serde_json::json!({"epoch": e.epoch, "score": e.score, "loss": e.loss})).collect::<Vec<_>>(),
-            "generations": report.generations.iter().map(|g| serde_json::json!({"world": g.world, "steps": [g.steps.0, g.steps.1], "training_s": g.times.training, "communication_s": g.times.communication, "testing_s": g.times.testing, "ended": g.ended})).collect::<Vec<_>>(),
-            "steps_checked": report.steps_checked,
-            "params_hash": format!("{:016x}", amlip_core::nn::hash(&report.params)),
-            "wall_s": start.elapsed().as_secs_f64(),
-        });
+        let json = report.json(start.elapsed().as_secs_f64());
         std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("report written to {}", path.display());

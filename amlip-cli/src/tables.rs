@@ -1,0 +1,153 @@
+//! The binaries' text reports: the status table, an all-reduce session's epochs and group
+//! formations, an online trainer's counts per producer, the AI loop's phases. Each returns the
+//! text; the binaries print it.
+
+use std::fmt::Write;
+
+use amlip_core::ailoop::AiLoopReport;
+use amlip_core::node::{ClientStats, NodeView};
+use amlip_core::session::AllReduceReport;
+use amlip_core::stream::OnlineReport;
+
+/// `main-node status`: one line per node, and the count.
+pub fn status(nodes: &[NodeView]) -> String {
+    let mut out = format!(
+        "{:<28} {:<12} {:<8} {:<15} {:>9} {:>7} {:>11}\n",
+        "NODE", "KIND", "STATE", "HOST", "IN FLIGHT", "DONE", "LAST HEARD"
+    );
+    for n in nodes {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<28} {:<12} {:<8} {:<15} {:>9} {:>7} {:>10.1}s",
+            n.id,
+            n.kind,
+            n.state,
+            opt(n.host.clone()),
+            opt(n.jobs_in_flight.map(|j| j.to_string())),
+            opt(n.jobs_done.map(|j| j.to_string())),
+            n.last_heard_ms as f64 / 1000.0
+        );
+    }
+    let _ = write!(out, "{} node(s)", nodes.len());
+    out
+}
+
+/// An all-reduce session: its epochs, the group's formations, the hash check, the jobs and the
+/// time split (the seed's `Total Training Time` line).
+pub fn allreduce(report: &AllReduceReport, jobs: &ClientStats) -> String {
+    let metric = if report.network.spec().loss.classifies() {
+        "test accuracy"
+    } else {
+        "test MSE"
+    };
+    let mut out = format!("\nepoch  {metric:>13}  train loss\n");
+    for e in &report.epochs {
+        let _ = writeln!(out, "{:>5}  {:>13.4}  {:>10.4}", e.epoch, e.score, e.loss);
+    }
+    out.push_str("\nworkers  steps        training s  communication s  testing s  ended\n");
+    for g in &report.generations {
+        let _ = writeln!(
+            out,
+            "{:>7}  {:>5}-{:<5}  {:>10.1}  {:>15.1}  {:>9.1}  {}",
+            g.world,
+            g.steps.0,
+            g.steps.1,
+            g.times.training,
+            g.times.communication,
+            g.times.testing,
+            g.ended
+        );
+    }
+    if report.generations.len() > 1 {
+        let _ = writeln!(
+            out,
+            "re-formed the group {} time(s) after losing workers",
+            report.generations.len() - 1
+        );
+    }
+    let _ = writeln!(
+        out,
+        "parameters identical on every worker after each of {} steps (hash checked)",
+        report.steps_checked
+    );
+    let _ = writeln!(
+        out,
+        "jobs: {} sent, {} solved, {} re-sent",
+        jobs.submitted, jobs.solved, jobs.resent
+    );
+    let (training, testing) = report.total_times();
+    let _ = write!(
+        out,
+        "Total Training Time {training:.1} s, Total Testing Time {testing:.1} s (rank 0)"
+    );
+    out
+}
+
+/// An online trainer's counts: a line per producer (with its problems), the totals, and the
+/// final validation.
+pub fn online(report: &OnlineReport) -> String {
+    let mut out = format!(
+        "\n{:<5} {:>9} {:>9} {:>8} {:>15} {:>17} {:>5}  state\n",
+        "rank", "produced", "received", "kept", "rejected shp/nan", "dropped prod/cap", "dups"
+    );
+    for p in &report.producers {
+        let _ = writeln!(
+            out,
+            "{:<5} {:>9} {:>9} {:>8} {:>15} {:>17} {:>5}  {}",
+            p.rank,
+            p.produced,
+            p.received,
+            p.kept,
+            format!("{}/{}", p.rejected_shape, p.rejected_values),
+            format!("{}/{}", p.dropped_by_producer, p.dropped_by_cap),
+            p.duplicates,
+            p.state
+        );
+        for problem in &p.problems {
+            let _ = writeln!(out, "      rank {}: {problem}", p.rank);
+        }
+    }
+    let t = report.totals();
+    let _ = write!(
+        out,
+        "samples: {} produced, {} received, {} kept, {} rejected, {} dropped, {} unaccounted",
+        t.produced, t.received, t.kept, t.rejected, t.dropped, t.missing
+    );
+    if let Some(v) = report.epochs.last().and_then(|e| e.validation) {
+        let _ = write!(
+            out,
+            "\nvalidation MSE {v:.6} after {} epochs ({:.1} s); {}",
+            report.epochs.len(),
+            report.seconds,
+            report.ended
+        );
+    }
+    out
+}
+
+/// The AI loop: successes, iterations and trainings, then seconds per phase.
+pub fn ailoop(report: &AiLoopReport) -> String {
+    let p = &report.phases;
+    let mut out = format!(
+        "\n{} successes in {} iterations; trained {} time(s); inference: {}; {} job(s) re-sent\n",
+        report.successes.len(),
+        report.iterations,
+        report.times_trained,
+        report.inference,
+        report.resent
+    );
+    let _ = write!(out, "{:<34} {:>8}", "phase", "seconds");
+    for (name, secs) in [
+        ("inference + sim-cheap (at once)", p.check),
+        ("  inference", p.inference),
+        ("  sim-cheap (4 jobs)", p.sim_cheap),
+        ("sim-expensive", p.sim_expensive),
+        ("training (nn_fit job)", p.training),
+        ("handing models to inference", p.serving),
+        ("total", report.seconds),
+    ] {
+        let _ = write!(out, "\n{name:<34} {secs:>8.2}");
+    }
+    out
+}
