@@ -6,7 +6,8 @@
 #   scripts/python-job.sh        (builds the release binaries first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p main-node -p computing-node
+# --workspace: the feature set the test command built with, so nothing is built again.
+cargo build --release --quiet --workspace
 venv=target/pyvenv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
