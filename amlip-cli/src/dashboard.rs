@@ -33,3 +33,40 @@ pub fn router(sources: Sources) -> Router {
         );
     metrics_route(r, sources)
 }
+
+/// A dashboard of its own: a cluster monitor on the domain feeding `sources`, and the page
+/// served at `addr` (`main-node train --serve`). Both stop when it is dropped.
+pub struct Dashboard {
+    _monitor: amlip_core::node::ClusterMonitor,
+    _server: super::serve::HttpServer,
+}
+
+/// Why a dashboard could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    /// Its monitor could not join the domain.
+    #[error("cannot start the dashboard's status node: {0}")]
+    Monitor(#[from] amlip_core::Error),
+    /// Its address could not be served.
+    #[error("cannot serve the dashboard (--serve): {0}")]
+    Serve(#[from] super::serve::ServeError),
+}
+
+impl Dashboard {
+    /// Starts one at `addr`, if given, with a monitor configured as `cfg`.
+    pub fn start_if(
+        addr: Option<std::net::SocketAddr>,
+        cfg: amlip_core::config::NodeConfig,
+        sources: &Sources,
+    ) -> Result<Option<Self>, DashboardError> {
+        let Some(addr) = addr else { return Ok(None) };
+        let monitor = amlip_core::node::ClusterMonitor::start(cfg)?;
+        sources.monitor(monitor.probe());
+        let server = super::serve::HttpServer::start(addr, router(sources.clone()))?;
+        println!("dashboard at http://{}/", server.addr());
+        Ok(Some(Self {
+            _monitor: monitor,
+            _server: server,
+        }))
+    }
+}

@@ -7,7 +7,7 @@ use amlip_cli::metrics::{self, Sources};
 use amlip_cli::serve::HttpServer;
 use amlip_cli::{self as cli, NodeArgs};
 use amlip_core::infer::query::specs_text;
-use amlip_core::infer::{HostOptions, Model, ModelHost, ModelServer};
+use amlip_core::infer::{HostOptions, ModelHost, ModelServer};
 use amlip_core::kind::plain;
 use amlip_core::pipeline::{Evaluate, PrepareData, Program};
 use amlip_core::prelude::*;
@@ -165,20 +165,16 @@ fn start_model_host(args: &Args) -> anyhow::Result<Option<ModelHost>> {
     }
     let server = ModelServer::new();
     for spec in &args.models {
-        let (name, path) = match spec.split_once('=') {
-            Some((name, path)) => (Some(name), path),
-            None => (None, spec.as_str()),
-        };
-        let model = Model::load(std::path::Path::new(path), name)
+        let i = server
+            .load_spec(spec)
             .with_context(|| format!("--model {spec}"))?;
-        let i = model.info();
         println!(
-            "serving model {:?} ({}, inputs {}) from {path}",
+            "serving model {:?} ({}, inputs {}) from {}",
             i.name,
             i.kind,
-            specs_text(&i.inputs)
+            specs_text(&i.inputs),
+            spec.split_once('=').map_or(spec.as_str(), |(_, path)| path)
         );
-        server.install(model);
     }
     let opts = HostOptions {
         follow: args.serve_models,

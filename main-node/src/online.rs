@@ -10,7 +10,7 @@ use amlip_core::cancel::CancelToken;
 use amlip_core::nn::{Optimizer, Spec};
 use amlip_core::stream::{
     Consumer, ConsumerOptions, EpochReport, Fault, Function, OnlineTraining, Policy, Producer,
-    ProducerOptions,
+    ProducerOptions, Simulation,
 };
 use anyhow::Context;
 
@@ -71,29 +71,29 @@ pub fn produce(node: &NodeArgs, args: &ProduceArgs, stop: &CancelToken) -> anyho
         cfg.domain_id(),
         producer.id()
     );
-    let mut bad = 0usize;
-    for it in 0..args.iterations as u64 {
-        if it > 0 && stop.wait_timeout(args.every) {
-            println!("stopped after {it} iteration(s)");
-            break;
-        }
-        let seed = args.seed.wrapping_mul(1_000_003) ^ ((args.rank as u64) << 32) ^ it;
-        let mut batch = args.function.sample(args.batch, seed);
-        if let Some(fault) = args.faulty.filter(|_| it % 5 == 4) {
-            let (spoiled, n) = fault.spoil(batch);
-            (batch, bad) = (spoiled, bad + n);
-        }
-        producer.publish(it, &batch)?;
+    let sim = Simulation {
+        function: args.function,
+        rank: args.rank,
+        batch: args.batch,
+        iterations: args.iterations,
+        every: args.every,
+        seed: args.seed,
+        fault: args.faulty,
+    };
+    let sent = sim.run(&producer, stop, &mut |it, n| {
         println!(
-            "iteration {it}: {} samples ({} produced)",
-            batch.len(),
+            "iteration {it}: {n} samples ({} produced)",
             producer.produced()
-        );
+        )
+    })?;
+    if sent.stopped {
+        println!("stopped after {} iteration(s)", sent.iterations);
     }
-    if bad > 0 {
+    if sent.bad > 0 {
         println!(
-            "sent {bad} bad sample(s) on purpose ({:?})",
-            args.faulty.expect("set")
+            "sent {} bad sample(s) on purpose ({:?})",
+            sent.bad,
+            sim.fault.expect("set")
         );
     }
     let done = producer.finish(args.readers, args.linger, stop);

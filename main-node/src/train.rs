@@ -4,15 +4,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use amlip_cli::dashboard::Dashboard;
 use amlip_cli::metrics::Sources;
-use amlip_cli::serve::HttpServer;
 use amlip_cli::{self as cli, progress::ProgressView, NodeArgs};
-use amlip_cli::{dashboard, plot, tables};
+use amlip_cli::{plot, tables};
 use amlip_core::cancel::CancelToken;
 use amlip_core::dataset::{self, Format, LoadOptions, Task};
 use amlip_core::kind::mlp_train::MlpHyper;
 use amlip_core::nn::{Optimizer, Spec};
-use amlip_core::node::ClusterMonitor;
 use amlip_core::prelude::*;
 use amlip_core::session::{AllReduce, AllReduceReport, AmlShards, MlpShards, Progress, Runner};
 use anyhow::{bail, Context};
@@ -233,17 +232,12 @@ pub fn run(
         train = train.head(n);
     }
     let class = match &args.class {
+        Some(c) => Some(
+            train
+                .class_named(c)
+                .with_context(|| format!("--class {c}"))?,
+        ),
         None => None,
-        Some(c) => Some(train.class_index(c).with_context(|| {
-            format!(
-                "--class {c}: the classes are {}",
-                if train.classes() == 0 {
-                    "none (the labels are values to regress)".into()
-                } else {
-                    train.class_names().join(", ")
-                }
-            )
-        })?),
     };
     let mnist = path.is_dir() && args.test.is_none();
     let test_set = if mnist {
@@ -255,22 +249,7 @@ pub fn run(
     let progress = Progress::new();
     sources.main(main.probe());
     sources.progress(progress.clone());
-    let (_monitor, _dashboard) = match args.serve {
-        Some(addr) => {
-            let monitor = ClusterMonitor::start(node.config("Dashboard"))
-                .context("cannot start the dashboard's status node")?;
-            sources.monitor(monitor.probe());
-            let server = HttpServer::start_if(
-                Some(addr),
-                || dashboard::router(sources.clone()),
-                "dashboard",
-                "/",
-            )
-            .context("cannot serve the dashboard (--serve)")?;
-            (Some(monitor), server)
-        }
-        None => (None, None),
-    };
+    let _dashboard = Dashboard::start_if(args.serve, node.config("Dashboard"), sources)?;
     println!(
         "main node {} on domain {}: {} training {unit}, {} test {unit}, {} shard(s)",
         main.id(),
@@ -368,31 +347,12 @@ fn group_session(args: &TrainArgs, train: &dataset::Dataset) -> anyhow::Result<A
         );
     }
     let spec = match args.model {
-        ModelKind::Cnn => {
-            if train.width() != 784 {
-                bail!(
-                    "--model cnn takes 28x28 images; the data's samples are {:?}",
-                    train.sample_shape
-                );
-            }
-            Spec::cnn()
-        }
+        ModelKind::Cnn => Spec::cnn_for(&train.sample_shape).context("--model cnn")?,
         _ => Spec::dense(train.width(), args.hidden, train.classes().max(1)),
     };
-    let optimizer = match args.optimizer.unwrap_or(OptimizerArg::Adam) {
-        OptimizerArg::Sgd => Optimizer::Sgd {
-            lr: args.learning_rate.unwrap_or(0.01),
-            momentum: args.momentum.unwrap_or(0.5),
-        },
-        OptimizerArg::Adam => {
-            if args.momentum.is_some() {
-                bail!("--momentum is SGD's; Adam uses its own moments (add --optimizer sgd)");
-            }
-            Optimizer::Adam {
-                lr: args.learning_rate.unwrap_or(0.001),
-            }
-        }
-    };
+    let sgd = args.optimizer == Some(OptimizerArg::Sgd);
+    let optimizer = Optimizer::choose(sgd, args.learning_rate, args.momentum)
+        .context("--momentum (add --optimizer sgd)")?;
     Ok(AllReduce {
         spec,
         optimizer,
@@ -415,15 +375,9 @@ fn finish_group(
     println!("{}", tables::allreduce(report, &main.stats()));
     println!("wall time {:.1} s", start.elapsed().as_secs_f64());
     if let Some(path) = &args.stats {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        for row in report.csv_rows() {
-            writeln!(f, "{row}")?;
-        }
+        report
+            .append_csv(path)
+            .with_context(|| format!("cannot append to {}", path.display()))?;
         println!("timings appended to {}", path.display());
     }
     if let Some(out) = &args.out {
@@ -453,21 +407,14 @@ fn publish(
         .file_bytes_with(std::path::Path::new("model.safetensors"), &report.data)?;
     let publisher = amlip_core::infer::Publisher::start(&node.config("Publisher"))
         .context("cannot start the model manager")?;
-    let info = publisher.publish(name, file)?;
-    println!(
-        "model {name:?} v{} ({}) published; waiting for {} node(s) to serve it",
-        info.version, info.kind, args.publish_wait_nodes
-    );
-    let served = publisher.wait_served(name, info.version, args.publish_wait_nodes, args.timeout);
-    if served.len() < args.publish_wait_nodes {
-        bail!(
-            "model {name:?} is served by {} node(s) after {:?}, fewer than --publish-wait-nodes {} \
-             (are computing nodes running with --serve-models?)",
-            served.len(),
-            args.timeout,
-            args.publish_wait_nodes
-        );
-    }
+    let served = publisher
+        .publish_and_wait(name, file, args.publish_wait_nodes, args.timeout, |info| {
+            println!(
+                "model {name:?} v{} ({}) published; waiting for {} node(s) to serve it",
+                info.version, info.kind, args.publish_wait_nodes
+            )
+        })
+        .context("--publish-wait-nodes")?;
     for s in &served {
         println!("model {name:?} v{} served by {}", s.info.version, s.by);
     }

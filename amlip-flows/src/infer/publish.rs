@@ -81,6 +81,33 @@ impl Publisher {
         Ok(info)
     }
 
+    /// [`publish`](Self::publish)es `file` as `name`, then waits at most `timeout` until `n`
+    /// nodes serve that version (answering their requests for the file meanwhile); fewer is
+    /// an error saying how many did.
+    pub fn publish_and_wait(
+        &self,
+        name: &str,
+        file: Bytes,
+        n: usize,
+        timeout: Duration,
+        on_published: impl FnOnce(&ModelInfo),
+    ) -> Result<Vec<Served>, InferError> {
+        let info = self.publish(name, file)?;
+        on_published(&info);
+        let served = self.wait_served(name, info.version, n, timeout);
+        if served.len() < n {
+            return Err(InferError::Load {
+                name: name.into(),
+                why: format!(
+                    "served by {} node(s) after {timeout:?}, fewer than {n} (are computing nodes \
+                     running with --serve-models?)",
+                    served.len()
+                ),
+            });
+        }
+        Ok(served)
+    }
+
     /// The servers announcing `name` at `version` or newer.
     pub fn servers(&self, name: &str, version: u64) -> Vec<Served> {
         servers_in(&self.receiver.statistics(), name, version)

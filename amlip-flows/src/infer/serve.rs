@@ -60,6 +60,19 @@ impl ModelServer {
         true
     }
 
+    /// Loads the model file named by `spec`, `[NAME=]FILE` (named after the file's stem
+    /// without NAME), and serves it; returns what it serves.
+    pub fn load_spec(&self, spec: &str) -> Result<ModelInfo, InferError> {
+        let (name, path) = match spec.split_once('=') {
+            Some((name, path)) => (Some(name), path),
+            None => (None, spec),
+        };
+        let model = Model::load(std::path::Path::new(path), name)?;
+        let info = model.info().clone();
+        self.install(model);
+        Ok(info)
+    }
+
     /// The model served under `name`.
     pub fn get(&self, name: &str) -> Option<Arc<Model>> {
         self.models.read().expect("models").get(name).cloned()

@@ -82,6 +82,19 @@ pub struct AllReduceReport {
 }
 
 impl AllReduceReport {
+    /// Appends [`csv_rows`](Self::csv_rows) to the file at `path` (created if missing).
+    pub fn append_csv(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        for row in self.csv_rows() {
+            writeln!(f, "{row}")?;
+        }
+        Ok(())
+    }
+
     /// Seconds spent training (computing and communicating) and testing, summed over the
     /// group's formations (rank 0's, or the lowest rank that answered).
     pub fn total_times(&self) -> (f64, f64) {

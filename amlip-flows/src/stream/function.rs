@@ -125,3 +125,64 @@ impl Fault {
         }
     }
 }
+
+/// A simulated rank: samples of `function` at random points, `batch` per iteration, `every`
+/// apart, published on a producer (what `main-node produce` runs). With `fault`, every fifth
+/// batch (iterations 4, 9, ...) is made wrong that way.
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    /// The function sampled.
+    pub function: Function,
+    /// The rank (seeds its points with `seed` and the iteration).
+    pub rank: u32,
+    /// Samples per iteration.
+    pub batch: usize,
+    /// Iterations.
+    pub iterations: usize,
+    /// Time between iterations.
+    pub every: std::time::Duration,
+    /// Seeds the points.
+    pub seed: u64,
+    /// Bad batches to send, if any.
+    pub fault: Option<Fault>,
+}
+
+/// What a simulation sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Simulated {
+    /// Iterations published (fewer than asked if stopped).
+    pub iterations: u64,
+    /// Samples sent wrong on purpose (a trainer should reject them).
+    pub bad: usize,
+    /// Whether the cancel token stopped it.
+    pub stopped: bool,
+}
+
+impl Simulation {
+    /// Publishes every iteration on `producer`, telling `on` each iteration's number and batch
+    /// size; stops early when `stop` is raised.
+    pub fn run(
+        &self,
+        producer: &super::Producer,
+        stop: &crate::cancel::CancelToken,
+        on: &mut dyn FnMut(u64, usize),
+    ) -> Result<Simulated, super::StreamError> {
+        let mut done = Simulated::default();
+        for it in 0..self.iterations as u64 {
+            if it > 0 && stop.wait_timeout(self.every) {
+                done.stopped = true;
+                break;
+            }
+            let seed = self.seed.wrapping_mul(1_000_003) ^ ((self.rank as u64) << 32) ^ it;
+            let mut batch = self.function.sample(self.batch, seed);
+            if let Some(fault) = self.fault.filter(|_| it % 5 == 4) {
+                let (spoiled, n) = fault.spoil(batch);
+                (batch, done.bad) = (spoiled, done.bad + n);
+            }
+            producer.publish(it, &batch)?;
+            done.iterations = it + 1;
+            on(it, batch.len());
+        }
+        Ok(done)
+    }
+}

@@ -29,7 +29,7 @@ mod trainer;
 mod wire;
 
 pub use consumer::{Consumer, ConsumerOptions};
-pub use function::{Fault, Function};
+pub use function::{Fault, Function, Simulated, Simulation};
 pub use producer::{Finished, Producer, ProducerOptions};
 pub use store::Policy;
 pub use trainer::{EpochReport, OnlineReport, OnlineTraining};

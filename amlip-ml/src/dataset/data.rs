@@ -140,6 +140,19 @@ impl Dataset {
             .map(|i| i as u8)
     }
 
+    /// [`class_index`](Self::class_index), or an error listing the classes there are.
+    pub fn class_named(&self, name: &str) -> Result<u8, super::DatasetError> {
+        self.class_index(name)
+            .ok_or_else(|| super::DatasetError::UnknownClass {
+                name: name.to_owned(),
+                classes: if self.classes() == 0 {
+                    "none (the labels are values to regress)".into()
+                } else {
+                    self.class_names().join(", ")
+                },
+            })
+    }
+
     /// The samples at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Dataset {
         Dataset {

@@ -5,6 +5,14 @@ use std::path::PathBuf;
 /// Why a data set could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
+    /// A class asked for by name that the data does not have.
+    #[error("the classes are {classes}; no class {name:?}")]
+    UnknownClass {
+        /// The name asked for.
+        name: String,
+        /// The data's classes, listed.
+        classes: String,
+    },
     /// A file could not be read.
     #[error("{path}: cannot read: {source}")]
     Io {

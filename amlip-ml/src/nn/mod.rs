@@ -39,6 +39,9 @@ pub enum NnError {
     /// Parameters or data do not fit the network.
     #[error("{0}")]
     Shape(String),
+    /// Training settings that do not go together.
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// The targets of a batch.

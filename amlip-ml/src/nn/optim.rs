@@ -24,6 +24,26 @@ pub enum Optimizer {
     },
 }
 
+impl Optimizer {
+    /// The optimizer a command line asks for: SGD (learning rate `lr`, default 0.01; `momentum`,
+    /// default 0.5), or Adam (`lr`, default 0.001), whose moments are its own: a momentum given
+    /// with Adam is an error.
+    pub fn choose(sgd: bool, lr: Option<f32>, momentum: Option<f32>) -> Result<Self, NnError> {
+        match (sgd, momentum) {
+            (true, m) => Ok(Optimizer::Sgd {
+                lr: lr.unwrap_or(0.01),
+                momentum: m.unwrap_or(0.5),
+            }),
+            (false, Some(_)) => Err(NnError::Settings(
+                "a momentum is SGD's; Adam keeps its own moments".into(),
+            )),
+            (false, None) => Ok(Optimizer::Adam {
+                lr: lr.unwrap_or(0.001),
+            }),
+        }
+    }
+}
+
 impl std::fmt::Display for Optimizer {
     /// `Adam lr 0.001`, `SGD lr 0.01 momentum 0.5`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

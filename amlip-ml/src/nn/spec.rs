@@ -100,6 +100,20 @@ impl Spec {
     /// conv 32->64 3x3, ReLU, max-pool 2, dropout 0.25, flatten, dense 9216->128, ReLU,
     /// dropout 0.5, dense 128->10, log-softmax; NLL loss.
     pub fn cnn() -> Spec {
+        Self::cnn_spec()
+    }
+
+    /// [`cnn`](Self::cnn), for data whose samples have `sample_shape`: it takes 28x28 images.
+    pub fn cnn_for(sample_shape: &[usize]) -> Result<Spec, NnError> {
+        if sample_shape.iter().product::<usize>() != 784 {
+            return Err(NnError::Shape(format!(
+                "the CNN takes 28x28 images; the data's samples are {sample_shape:?}"
+            )));
+        }
+        Ok(Self::cnn_spec())
+    }
+
+    fn cnn_spec() -> Spec {
         Spec {
             input: vec![1, 28, 28],
             layers: vec![

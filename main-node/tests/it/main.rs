@@ -6,7 +6,6 @@ mod common;
 
 mod allreduce;
 mod bench;
-mod computing_cli;
 mod docker;
 mod forged;
 mod inference;

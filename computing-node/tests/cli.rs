@@ -4,7 +4,7 @@ use std::process::Command;
 
 #[test]
 fn help_names_the_flags() {
-    let out = Command::new(amlip_testkit::binary("computing-node"))
+    let out = Command::new(env!("CARGO_BIN_EXE_computing-node"))
         .arg("--help")
         .output()
         .unwrap();
@@ -23,7 +23,7 @@ fn help_names_the_flags() {
 
 #[test]
 fn an_invalid_domain_is_refused_with_its_range() {
-    let out = Command::new(amlip_testkit::binary("computing-node"))
+    let out = Command::new(env!("CARGO_BIN_EXE_computing-node"))
         .args(["--domain", "500"])
         .output()
         .unwrap();
