@@ -30,6 +30,16 @@ pub enum PlotError {
     },
 }
 
+/// Checks, before training, that `path` names a file a plot can be written as.
+pub fn check_path(path: &Path) -> Result<(), PlotError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ext.eq_ignore_ascii_case("svg") || ext.eq_ignore_ascii_case("png") {
+        Ok(())
+    } else {
+        Err(PlotError::Format(path.display().to_string()))
+    }
+}
+
 /// Writes the plot of `points` to `path` (`.svg` or `.png`), titled `title`.
 pub fn write(path: &Path, points: &[TrainPoint], title: &str) -> Result<(), PlotError> {
     if points.is_empty() {

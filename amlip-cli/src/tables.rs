@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use amlip_core::ailoop::AiLoopReport;
 use amlip_core::node::{ClientStats, NodeView};
+use amlip_core::pipeline::TaskReport;
 use amlip_core::session::AllReduceReport;
 use amlip_core::stream::OnlineReport;
 
@@ -121,6 +122,22 @@ pub fn online(report: &OnlineReport) -> String {
             report.epochs.len(),
             report.seconds,
             report.ended
+        );
+    }
+    out
+}
+
+/// A pipeline's tasks: kind, attempts, seconds, where each ran and its result.
+pub fn pipeline(reports: &[TaskReport]) -> String {
+    let mut out = format!(
+        "\n{:<16} {:<9} {:>8} {:>9}  {:<24} result",
+        "task", "kind", "attempts", "seconds", "ran on"
+    );
+    for r in reports {
+        let _ = write!(
+            out,
+            "\n{:<16} {:<9} {:>8} {:>9.1}  {:<24} {}",
+            r.name, r.kind, r.attempts, r.seconds, r.nodes, r.summary
         );
     }
     out

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use amlip_cli::{self as cli, NodeArgs};
+use amlip_cli::{self as cli, tables, NodeArgs};
 use amlip_core::cancel::CancelToken;
 use amlip_core::pipeline::{Pipeline, RunOptions};
 use amlip_core::prelude::*;
@@ -40,14 +40,7 @@ pub fn run(node: &NodeArgs, args: &PipelineArgs, stop: &CancelToken) -> anyhow::
     }
     let main = MainNode::with_config(node.config("Main")).context("cannot start the main node")?;
     println!("main node {} on domain {}", main.id(), main.domain());
-    let known = main.wait_for_computing_nodes(args.wait_nodes, args.task_timeout, stop);
-    if known < args.wait_nodes {
-        anyhow::bail!(
-            "only {known} of {} computing nodes appeared on domain {}",
-            args.wait_nodes,
-            main.domain()
-        );
-    }
+    cli::wait_for_nodes(&main, args.wait_nodes, args.task_timeout, stop)?;
     let start = Instant::now();
     let opts = RunOptions {
         task_timeout: args.task_timeout,
@@ -57,16 +50,7 @@ pub fn run(node: &NodeArgs, args: &PipelineArgs, stop: &CancelToken) -> anyhow::
     };
     let say = |line: &str| println!("{line}");
     let reports = pipeline.run(&main, &opts, &say)?;
-    println!(
-        "\n{:<16} {:<9} {:>8} {:>9}  {:<24} result",
-        "task", "kind", "attempts", "seconds", "ran on"
-    );
-    for r in &reports {
-        println!(
-            "{:<16} {:<9} {:>8} {:>9.1}  {:<24} {}",
-            r.name, r.kind, r.attempts, r.seconds, r.nodes, r.summary
-        );
-    }
+    println!("{}", tables::pipeline(&reports));
     let c = main.stats();
     println!(
         "pipeline {} done in {:.1} s; jobs: {} sent, {} solved, {} re-sent",

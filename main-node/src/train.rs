@@ -194,7 +194,6 @@ pub struct TrainArgs {
     linger: Duration,
 }
 
-/// Finds the MNIST directory: as given, else next to the repository the binary was built in.
 pub fn run(
     node: &NodeArgs,
     args: &TrainArgs,
@@ -202,10 +201,7 @@ pub fn run(
     sources: &Sources,
 ) -> anyhow::Result<()> {
     if let Some(p) = &args.plot {
-        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !ext.eq_ignore_ascii_case("svg") && !ext.eq_ignore_ascii_case("png") {
-            bail!("--plot {}: a plot is written as .svg or .png", p.display());
-        }
+        plot::check_path(p).context("--plot")?;
     }
     let start = Instant::now();
     let path = cli::locate(&args.data);
