@@ -347,3 +347,19 @@ pub fn wait_for_nodes(
     }
     Ok(())
 }
+
+/// A file the binaries could not write, named.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct WriteError {
+    path: std::path::PathBuf,
+    source: std::io::Error,
+}
+
+/// Writes `bytes` to `path` (a report, a model, an answer); the error names the file.
+pub fn write_file(path: &std::path::Path, bytes: impl AsRef<[u8]>) -> Result<(), WriteError> {
+    std::fs::write(path, bytes).map_err(|source| WriteError {
+        path: path.to_owned(),
+        source,
+    })
+}

@@ -1,14 +1,18 @@
 //! The binaries' text reports: the status table, an all-reduce session's epochs and group
-//! formations, an online trainer's counts per producer, the AI loop's phases. Each returns the
+//! formations, an online trainer's counts per producer, the AI loop's phases, the models
+//! announced on a domain. Each returns the
 //! text; the binaries print it.
 
 use std::fmt::Write;
 
 use amlip_core::ailoop::AiLoopReport;
+use amlip_core::infer::query::specs_text;
+use amlip_core::infer::wire::{Announcement, Role};
 use amlip_core::node::{ClientStats, NodeView};
 use amlip_core::pipeline::TaskReport;
 use amlip_core::session::AllReduceReport;
 use amlip_core::stream::OnlineReport;
+use amlip_core::wire::ModelStatistics;
 
 /// `main-node status`: one line per node, and the count.
 pub fn status(nodes: &[NodeView]) -> String {
@@ -165,6 +169,53 @@ pub fn ailoop(report: &AiLoopReport) -> String {
         ("total", report.seconds),
     ] {
         let _ = write!(out, "\n{name:<34} {secs:>8.2}");
+    }
+    out
+}
+
+/// `main-node models`: one line per announcement (sorted by model, then node), as a table or as
+/// JSON lines; an announcement that does not parse is shown with the reason.
+pub fn models(stats: &mut [ModelStatistics], json: bool, domain: u16) -> String {
+    stats.sort_by(|a, b| (&a.name, &a.server_id).cmp(&(&b.name, &b.server_id)));
+    let mut out = String::new();
+    if !json {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>14} {:<14} {:<7} {:<34} INPUTS",
+            "MODEL", "VERSION", "KIND", "ROLE", "NODE"
+        );
+    }
+    for s in stats.iter() {
+        let node = s.server_id.to_string();
+        let _ = match (Announcement::parse(&s.data), json) {
+            (Ok(a), true) => writeln!(
+                out,
+                "{}",
+                serde_json::json!({"model": s.name, "node": node, "role": a.role, "info": a.info})
+            ),
+            (Ok(a), false) => {
+                let role = match a.role {
+                    Role::Sender => "offers",
+                    Role::Server => "serves",
+                };
+                let (version, kind) = (a.info.version, &a.info.kind);
+                let inputs = specs_text(&a.info.inputs);
+                writeln!(
+                    out,
+                    "{:<16} {version:>14} {kind:<14} {role:<7} {node:<34} {inputs}",
+                    s.name
+                )
+            }
+            (Err(why), true) => writeln!(
+                out,
+                "{}",
+                serde_json::json!({"model": s.name, "node": node, "error": why})
+            ),
+            (Err(why), false) => writeln!(out, "{:<16} (from {node}) {why}", s.name),
+        };
+    }
+    if stats.is_empty() && !json {
+        let _ = writeln!(out, "(no model announced on domain {domain})");
     }
     out
 }

@@ -103,8 +103,7 @@ pub fn run(node: &NodeArgs, args: &AiLoopArgs, stop: &CancelToken) -> anyhow::Re
     println!("{}", tables::ailoop(&report));
     if let Some(path) = &args.json {
         let json = report.json();
-        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        cli::write_file(path, serde_json::to_vec_pretty(&json)?)?;
     }
     Ok(())
 }

@@ -4,11 +4,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use amlip_cli::{self as cli, NodeArgs};
+use amlip_cli::{self as cli, tables, NodeArgs};
 use amlip_core::cancel::CancelToken;
 use amlip_core::dataset::{self, LoadOptions};
 use amlip_core::infer::query::{self, specs_text as specs};
-use amlip_core::infer::wire::{Announcement, Role};
 use amlip_core::infer::Publisher;
 use amlip_core::node::{EdgeNode, ModelManagerReceiverNode};
 use amlip_core::payload::Payload;
@@ -106,8 +105,7 @@ pub fn run(node: &NodeArgs, args: &InferArgs, stop: &CancelToken) -> anyhow::Res
             for (name, t) in outputs {
                 p.insert(&name, t);
             }
-            std::fs::write(out, p.encode()?)
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            cli::write_file(out, p.encode()?)?;
         }
         return Ok(());
     }
@@ -119,16 +117,8 @@ pub fn run(node: &NodeArgs, args: &InferArgs, stop: &CancelToken) -> anyhow::Res
         label: args.label.clone(),
         ..LoadOptions::default()
     };
-    let data = if path.is_dir() {
-        dataset::load_splits(path, None, 0.2, 1, &opts).map(|s| s.test)
-    } else {
-        dataset::load(path, &opts)
-    }
-    .with_context(|| format!("cannot load {}", path.display()))?;
-    let data = match args.limit {
-        Some(n) if n < data.len() => data.head(n),
-        _ => data,
-    };
+    let data = dataset::load_scored(path, &opts, args.limit)
+        .with_context(|| format!("cannot load {}", path.display()))?;
     let p = query::predict(&edge, &info, &data, args.batch, args.timeout, stop)?;
     let n = p.labels.len();
     if args.json {
@@ -154,8 +144,7 @@ pub fn run(node: &NodeArgs, args: &InferArgs, stop: &CancelToken) -> anyhow::Res
         }
     }
     if let Some(out) = &args.out {
-        std::fs::write(out, p.to_payload()?.encode()?)
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        cli::write_file(out, p.to_payload()?.encode()?)?;
     }
     Ok(())
 }
@@ -206,41 +195,6 @@ pub fn models(node: &NodeArgs, args: &ModelsArgs, stop: &CancelToken) -> anyhow:
     }
     stop.wait_timeout(args.duration.unwrap_or(Duration::from_secs(3)));
     let mut stats = receiver.statistics();
-    stats.sort_by(|a, b| (&a.name, &a.server_id).cmp(&(&b.name, &b.server_id)));
-    if !args.json {
-        println!(
-            "{:<16} {:>14} {:<14} {:<7} {:<34} INPUTS",
-            "MODEL", "VERSION", "KIND", "ROLE", "NODE"
-        );
-    }
-    for s in &stats {
-        match Announcement::parse(&s.data) {
-            Ok(a) if args.json => println!(
-                "{}",
-                serde_json::json!({"model": s.name, "node": s.server_id.to_string(),
-                    "role": a.role, "info": a.info})
-            ),
-            Ok(a) => println!(
-                "{:<16} {:>14} {:<14} {:<7} {:<34} {}",
-                s.name,
-                a.info.version,
-                a.info.kind,
-                match a.role {
-                    Role::Sender => "offers",
-                    Role::Server => "serves",
-                },
-                s.server_id.to_string(),
-                specs(&a.info.inputs)
-            ),
-            Err(why) if args.json => println!(
-                "{}",
-                serde_json::json!({"model": s.name, "node": s.server_id.to_string(), "error": why})
-            ),
-            Err(why) => println!("{:<16} (from {}) {why}", s.name, s.server_id),
-        }
-    }
-    if stats.is_empty() && !args.json {
-        println!("(no model announced on domain {})", node.domain);
-    }
+    print!("{}", tables::models(&mut stats, args.json, node.domain));
     Ok(())
 }

@@ -142,8 +142,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .request_job_solution(job, timeout)
                 .context("the job got no solution")?;
             match out {
-                Some(path) => std::fs::write(&path, &solution.data)
-                    .with_context(|| format!("cannot write {}", path.display()))?,
+                Some(path) => cli::write_file(&path, &solution.data)?,
                 None => println!("{}", String::from_utf8_lossy(&solution.data)),
             }
             eprintln!(

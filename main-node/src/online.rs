@@ -233,8 +233,7 @@ pub fn online(node: &NodeArgs, args: &OnlineArgs, stop: &CancelToken) -> anyhow:
     println!("{}", tables::online(&report));
     if let Some(path) = &args.json {
         let json = report.json(&args.stream);
-        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        cli::write_file(path, serde_json::to_vec_pretty(&json)?)?;
     }
     Ok(())
 }

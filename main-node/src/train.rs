@@ -227,14 +227,9 @@ pub fn run(
     if let Some(n) = args.limit {
         train = train.head(n);
     }
-    let class = match &args.class {
-        Some(c) => Some(
-            train
-                .class_named(c)
-                .with_context(|| format!("--class {c}"))?,
-        ),
-        None => None,
-    };
+    let class = (args.class.as_deref())
+        .map(|c| train.class_named(c).with_context(|| format!("--class {c}")))
+        .transpose()?;
     let mnist = path.is_dir() && args.test.is_none();
     let test_set = if mnist {
         "official test set".to_owned()
@@ -328,8 +323,7 @@ pub fn run(
         println!("plot written to {}", path.display());
     }
     if let Some(path) = &args.report {
-        std::fs::write(path, serde_json::to_string_pretty(&report.json(&c, wall))?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        cli::write_file(path, serde_json::to_string_pretty(&report.json(&c, wall))?)?;
         println!("report written to {}", path.display());
     }
     Ok(())
@@ -377,14 +371,12 @@ fn finish_group(
         println!("timings appended to {}", path.display());
     }
     if let Some(out) = &args.out {
-        std::fs::write(out, report.model_payload()?.encode()?)
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        cli::write_file(out, report.model_payload()?.encode()?)?;
         println!("model written to {} (safetensors: parameters by PyTorch's names, the spec in the metadata)", out.display());
     }
     if let Some(path) = &args.report {
         let json = report.json(start.elapsed().as_secs_f64());
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        cli::write_file(path, serde_json::to_string_pretty(&json)?)?;
         println!("report written to {}", path.display());
     }
     Ok(())

@@ -118,6 +118,24 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DatasetError> {
     }
 }
 
+/// Reads labelled data to score a model on: a file as [`load`] reads it, a directory's test
+/// files (classes numbered as in its training files); the first `limit` samples if given.
+pub fn load_scored(
+    path: &Path,
+    opts: &LoadOptions,
+    limit: Option<usize>,
+) -> Result<Dataset, DatasetError> {
+    let data = if path.is_dir() {
+        load_splits(path, None, 0.2, 1, opts)?.test
+    } else {
+        load(path, opts)?
+    };
+    Ok(match limit {
+        Some(n) if n < data.len() => data.head(n),
+        _ => data,
+    })
+}
+
 /// Reads a training set and its test set: from `test` if given, else from the directory's
 /// test files, else by holding out a stratified `test_split` of the data (seeded).
 pub fn load_splits(

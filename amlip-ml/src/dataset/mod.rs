@@ -1,8 +1,8 @@
 //! Data sets, independent of any transport.
 //!
 //! - [`data`]: [`Dataset`]: features (image bytes or numbers), classes or values to regress.
-//! - [`mod@load`]: [`load()`] / [`load_splits`] from CSV, `.npy`, `.npz`, safetensors (each maybe
-//!   gzip'd) or a directory of IDX files, within a memory limit, with [`LoadOptions`].
+//! - [`mod@load`]: [`load()`] / [`load_splits`] / [`load_scored`] from CSV, `.npy`, `.npz`,
+//!   safetensors (each maybe gzip'd) or a directory of IDX files, within a memory limit, with [`LoadOptions`].
 //! - [`prepare`]: fitted on the training set: [`Quantizer`] (AML levels) and
 //!   [`Standardizer`] (MLP inputs).
 //! - [`split`]: shards and hold-outs.
@@ -23,7 +23,7 @@ mod text;
 
 pub use data::{Dataset, Features, Target, Task};
 pub use error::DatasetError;
-pub use load::{load, load_splits, Format, LoadOptions, Splits};
+pub use load::{load, load_scored, load_splits, Format, LoadOptions, Splits};
 pub use mnist::{load_dir, Mnist, MnistSplits};
 pub use prepare::{Quantizer, Standardizer};
 pub use raw::{default_memory_limit, MAX_CLASSES};
