@@ -23,13 +23,29 @@ impl<K: JobKind> ErasedKind for K {
     }
 }
 
+/// A kind whose name is known only when the program runs (one written in Python, say).
+struct NamedKind<F> {
+    name: String,
+    run: F,
+}
+
+impl<F> ErasedKind for NamedKind<F>
+where
+    F: Fn(Payload, &JobContext) -> Result<Payload, BoxError> + Send + Sync,
+{
+    fn run(&self, payload: Payload, ctx: &JobContext) -> Result<Bytes, BoxError> {
+        let output = (self.run)(payload, ctx)?;
+        Ok(message_bytes(&output, &self.name)?)
+    }
+}
+
 /// What a computing node serves: job kinds by name, and a handler for plain payloads (from
 /// AML-IP mains, which cannot name a kind). It is a [`JobReplier`]:
 /// `computing.run(Registry::new().with(MyKind))`, or with the built-in kinds,
 /// `Registry::builtin().with(MyKind)` (`amlip-flows`' `BuiltinKinds`).
 #[derive(Default)]
 pub struct Registry {
-    kinds: BTreeMap<&'static str, Box<dyn ErasedKind>>,
+    kinds: BTreeMap<String, Box<dyn ErasedKind>>,
     plain: Option<Box<dyn JobReplier>>,
 }
 
@@ -41,7 +57,22 @@ impl Registry {
 
     /// Serves `kind` too (replacing a kind of the same name).
     pub fn with<K: JobKind>(mut self, kind: K) -> Self {
-        self.kinds.insert(K::NAME, Box::new(kind));
+        self.kinds.insert(K::NAME.to_owned(), Box::new(kind));
+        self
+    }
+
+    /// Serves payloads of kind `name` with `run`, which gets the job's payload and returns the
+    /// solution's (sent as a payload of the same kind); for kinds defined at run time, where
+    /// [`JobKind`]'s name constant cannot be. Replaces a kind of the same name.
+    pub fn with_named<F>(mut self, name: &str, run: F) -> Self
+    where
+        F: Fn(Payload, &JobContext) -> Result<Payload, BoxError> + Send + Sync + 'static,
+    {
+        let kind = NamedKind {
+            name: name.to_owned(),
+            run,
+        };
+        self.kinds.insert(name.to_owned(), Box::new(kind));
         self
     }
 
@@ -52,8 +83,8 @@ impl Registry {
     }
 
     /// The kinds served, by name.
-    pub fn kinds(&self) -> Vec<&'static str> {
-        self.kinds.keys().copied().collect()
+    pub fn kinds(&self) -> Vec<&str> {
+        self.kinds.keys().map(String::as_str).collect()
     }
 
     fn served(&self) -> String {
@@ -142,5 +173,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not an amlip payload"), "{e}");
+    }
+
+    #[test]
+    fn a_kind_named_at_run_time_is_served_beside_the_others() {
+        let name = String::from("count_") + "tensors";
+        let r = Registry::new()
+            .with(Echo)
+            .with_named(&name, |p: Payload, _: &JobContext| {
+                Payload::new("ignored")
+                    .with_params(&p.tensors().len())
+                    .map_err(Into::into)
+            });
+        assert_eq!(r.kinds(), ["count_tensors", "echo"]);
+        let data = Payload::new("count_tensors")
+            .with_tensor(
+                "a",
+                crate::payload::Tensor::from_u8(ndarray::arr1(&[1u8]).view()),
+            )
+            .encode()
+            .unwrap();
+        let out = r.process_job(&job(data), &JobContext::default()).unwrap();
+        let p = Payload::decode(&out).unwrap();
+        assert_eq!(
+            (p.kind(), p.params::<usize>().unwrap()),
+            ("count_tensors", 1)
+        );
     }
 }

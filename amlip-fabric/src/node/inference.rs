@@ -115,6 +115,11 @@ impl AsyncEdgeNode {
     pub fn stats(&self) -> ClientStats {
         self.inner.stats()
     }
+
+    /// Gives up on the request `task_id` (the listener hears it cancelled).
+    pub fn cancel(&self, task_id: TaskId) {
+        self.inner.cancel(task_id)
+    }
 }
 
 /// An inference node with a blocking API: each call serves one request
@@ -155,9 +160,22 @@ pub struct AsyncInferenceNode {
 impl AsyncInferenceNode {
     /// A node as `cfg` says, already answering requests with `replier`.
     pub fn serve(cfg: NodeConfig, replier: impl JobReplier) -> Result<Self, Error> {
-        let mut inner = AsyncComputingNode::of_kind(cfg, NodeKind::Inference)?;
-        inner.run(replier)?;
-        Ok(Self { inner })
+        let mut node = Self::with_config(cfg)?;
+        node.run(replier)?;
+        Ok(node)
+    }
+
+    /// A node as `cfg` says, on the domain but answering nothing until [`run`](Self::run)
+    /// (AML-IP's `AsyncInferenceNode` gets its replier first and starts on `run()`).
+    pub fn with_config(cfg: NodeConfig) -> Result<Self, Error> {
+        Ok(Self {
+            inner: AsyncComputingNode::of_kind(cfg, NodeKind::Inference)?,
+        })
+    }
+
+    /// Starts answering requests with `replier` on the node's threads.
+    pub fn run(&mut self, replier: impl JobReplier) -> Result<(), Error> {
+        self.inner.run(replier)
     }
 
     /// The node's id.

@@ -336,6 +336,12 @@ impl AsyncMainNode {
         Batch::new(&self.handle)
     }
 
+    /// Gives up on the job `task_id`: the listener hears `job_failed` with
+    /// [`JobError::Cancelled`] (a solution already on its way is dropped).
+    pub fn cancel(&self, task_id: TaskId) {
+        self.handle.cancel(task_id)
+    }
+
     /// Counters and the jobs in flight.
     pub fn stats(&self) -> ClientStats {
         self.handle.stats()

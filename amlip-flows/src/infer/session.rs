@@ -99,6 +99,11 @@ impl Session {
         self.tensors.get(name)
     }
 
+    /// Forgets the tensor under `name`; returns it if there was one.
+    pub fn delete_tensor(&mut self, name: &str) -> Option<Tensor> {
+        self.tensors.remove(name)
+    }
+
     /// Sets the model `name` from a file (ONNX or an amlip model); see [`set_model`](Self::set_model).
     pub fn set_model_from_file(
         &mut self,

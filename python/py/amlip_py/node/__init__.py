@@ -1,0 +1,1 @@
+"""AML-IP's nodes: ``amlip_py.node.<Class>`` holds ``<Class>`` and its listener classes."""

@@ -1,0 +1,7 @@
+"""AML-IP's ``JobSolutionDataType``: a payload of bytes, made from str or bytes."""
+from amlip_py._payload import Payload
+
+
+class JobSolutionDataType(Payload):
+    """``JobSolutionDataType(message=None)``: str or bytes; ``to_string()``, ``to_vector()``, ``data()``,
+    ``data_size()``."""

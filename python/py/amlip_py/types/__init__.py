@@ -1,0 +1,1 @@
+"""AML-IP's data types: ``amlip_py.types.<Class>`` holds ``<Class>``."""
