@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
 
 
-def rust_jobs(domain, count, size, in_flight=1, extra=()):
+def rust_jobs(domain, count, size, in_flight=1, nodes=1):
     out = subprocess.run([BIN / "main-node", "--domain", str(domain), "--network", "localhost",
                           "jobs", "--count", str(count), "--size", size, "--in-flight",
-                          str(in_flight), "--quiet", "--wait-nodes", "1", *extra],
+                          str(in_flight), "--quiet", "--wait-nodes", str(nodes)],
                          capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         sys.exit(out.stdout + out.stderr)
@@ -94,7 +94,7 @@ def main():
             if probe.wait_for_nodes(4, 60) < 4:
                 sys.exit("the 4 Python computing nodes did not appear")
         jobs = 20 * a.rounds
-        _, secs = rust_jobs(a.domain, jobs, "16B", in_flight=64, extra=("--wait-nodes", "4"))
+        _, secs = rust_jobs(a.domain, jobs, "16B", in_flight=64, nodes=4)
         rows["Python job kind, 4 nodes: jobs/s"] = (jobs / secs, None)
     finally:
         for w in workers:

@@ -11,6 +11,7 @@
 //! - `servers`: computing and inference nodes, with job kinds written in Python.
 //! - `watch`: the status node, the cluster table, the model managers.
 //! - `client`: SmartSim's client over amlip inference; sample streams.
+//! - `train`: training sessions and pipelines (`amlip.train`, `amlip.pipeline`).
 //!
 //! Every blocking call releases the GIL; callbacks into Python run on a node's listener,
 //! worker or dispatcher thread, never on its engine thread, so a slow callback cannot stall
@@ -22,6 +23,7 @@ mod errors;
 mod mains;
 mod servers;
 mod tensors;
+mod train;
 mod wait;
 mod watch;
 
@@ -41,6 +43,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::Producer>()?;
     m.add_class::<client::Consumer>()?;
     m.add_function(wrap_pyfunction!(watch::cluster, m)?)?;
+    m.add_function(wrap_pyfunction!(train::train, m)?)?;
+    m.add_function(wrap_pyfunction!(train::pipeline, m)?)?;
     m.add_function(wrap_pyfunction!(tensors::encode, m)?)?;
     m.add_function(wrap_pyfunction!(tensors::decode, m)?)?;
     m.add_function(wrap_pyfunction!(config::new_id, m)?)?;

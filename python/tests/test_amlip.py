@@ -212,3 +212,42 @@ def test_the_interpreter_exits_cleanly_with_nodes_running(domain):
     """, domain)
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 0 and "exiting" in out, out
+
+
+def test_training_sessions_and_pipelines_from_python(computing_node, domain, tmp_path):
+    for i in range(2):
+        computing_node(name=f"Trainer{i}")
+    model = tmp_path / "mlp.safetensors"
+    report = amlip.train("mlp", str(ROOT / "datasets/mnist"), jobs=2, rounds=2, limit=6000,
+                         wait_nodes=2, out=str(model), domain=domain, timeout=300)
+    assert report["aggregate"]["accuracy"] > 0.85, report
+    assert report["solved"] == 4 and report["jobs"] == 2, report
+    assert model.stat().st_size > 100_000
+    aml = amlip.train("aml", str(ROOT / "datasets/mnist"), jobs=2, digit="0", limit=6000,
+                      wait_nodes=2, domain=domain, timeout=300)
+    assert aml["aggregate"]["balanced_accuracy"] > 0.9, aml
+    pipeline = tmp_path / "small.toml"
+    pipeline.write_text(textwrap.dedent("""
+        name = "small"
+        [[task]]
+        name = "prepare"
+        kind = "prepare"
+        data = "mnist"
+        limit = 2000
+        [[task]]
+        name = "train"
+        kind = "train"
+        after = ["prepare"]
+        model = "dense"
+        workers = 2
+        epochs = 1
+        [[task]]
+        name = "evaluate"
+        kind = "evaluate"
+        after = ["train"]
+    """))
+    tasks = amlip.pipeline(str(pipeline), wait_nodes=2, domain=domain)
+    assert [t["name"] for t in tasks] == ["prepare", "train", "evaluate"], tasks
+    assert "accuracy" in tasks[2]["summary"], tasks
+    with pytest.raises(amlip.Error, match="model"):
+        amlip.train("forest", str(ROOT / "datasets/mnist"), limit=100, domain=domain)

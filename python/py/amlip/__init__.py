@@ -26,7 +26,7 @@ from ._native import (ArgumentError, DEFAULT_DOMAIN, Error, JobError, PayloadErr
 
 __all__ = [
     "MainNode", "ComputingNode", "EdgeNode", "Batch", "Outcome", "Solution", "Client",
-    "Producer", "Consumer", "cluster", "encode", "decode", "log", "Error", "TimeoutError",
+    "Producer", "Consumer", "cluster", "train", "pipeline", "encode", "decode", "log", "Error", "TimeoutError",
     "JobError", "PayloadError", "ArgumentError", "StoppedError", "DEFAULT_DOMAIN",
 ]
 
@@ -489,3 +489,29 @@ def cluster(domain: Optional[int] = None, network: Optional[str] = None,
     """Every node heard on the domain within ``seconds``: id, kind, state, host, jobs in flight
     and done, last heard (ms), whether it is an amlip node (as ``main-node status --json``)."""
     return json.loads(_native.cluster(domain, network, seconds))
+
+
+def train(model: str = "mlp", data: Optional[str] = None, *, test: Optional[str] = None,
+          jobs: int = 3, rounds: int = 5, epochs: Optional[int] = None, hidden: int = 128,
+          digit: Optional[str] = None, batch: int = 64, learning_rate: Optional[float] = None,
+          seed: int = 1, limit: Optional[int] = None, wait_nodes: int = 0,
+          timeout: float = 600.0, out: Optional[str] = None, domain: Optional[int] = None,
+          network: Optional[str] = None) -> dict:
+    """Trains across the domain's computing nodes, as ``main-node train`` does, and returns its
+    report (what ``--report`` writes) as a dict; ``out`` writes the model file.
+
+    ``model``: ``aml`` (AML shards, one classifier per ``digit`` or per class, merged), ``mlp``
+    (federated averaging over ``rounds``), ``cnn`` or ``dense`` (synchronous all-reduce over
+    ``jobs`` workers). ``data``: MNIST's directory (default ``datasets/mnist``) or a CSV, .npy,
+    .npz or safetensors file.
+    """
+    return json.loads(_native.train(model, data, test, jobs, rounds, epochs, hidden, digit, batch,
+                                    learning_rate, seed, limit, wait_nodes, timeout, out, domain,
+                                    network))
+
+
+def pipeline(path: str, *, wait_nodes: int = 1, task_timeout: float = 1800.0, seed: int = 1,
+             domain: Optional[int] = None, network: Optional[str] = None) -> List[dict]:
+    """Runs a pipeline file (as ``main-node pipeline``) on the domain's computing nodes; returns
+    each task's report: name, kind, attempts, seconds, nodes, summary."""
+    return json.loads(_native.pipeline(path, wait_nodes, task_timeout, seed, domain, network))
