@@ -48,13 +48,25 @@ def test_a_python_kind_serves_a_thousand_jobs_and_survives_an_exception(domain):
         assert node.served == 1000 and node.failed == 1
 
 
-def test_a_rust_main_s_jobs_done_by_python_code(spawn, domain):
-    with amlip.ComputingNode("PyPlain", domain, plain=lambda data: data.upper()):
+def upper_but_500(data: bytes) -> bytes:
+    if data.startswith(b"job-500-"):
+        raise ValueError("job 500 is refused")
+    return data.upper()
+
+
+def test_a_rust_main_s_thousand_jobs_done_by_python_code_one_raising(spawn, domain):
+    with amlip.ComputingNode("PyPlain", domain, plain=upper_but_500) as node:
         jobs = spawn(binary("main-node"), "--domain", domain, "--network", "localhost", "jobs",
                      "--count", "1000", "--in-flight", "16", "--size", "64", "--quiet",
                      "--wait-nodes", "1")
-        assert jobs.wait(300) == 0, jobs.output()
-        assert "1000 of 1000 jobs solved, 0 failed" in jobs.output(), jobs.output()
+        assert jobs.wait(300) == 1, jobs.output()
+        out = jobs.output()
+        assert "999 of 1000 jobs solved, 1 failed" in out, out
+        assert "ValueError: job 500 is refused" in out, out
+        # The node kept serving after the exception, and serves still.
+        with amlip.MainNode("After", domain) as main:
+            assert main.request("still here", timeout=30) == b"STILL HERE"
+        assert node.served == 1000 and node.failed == 1
 
 
 def test_bytes_jobs_asyncio_and_errors(domain):
