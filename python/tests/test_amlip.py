@@ -261,5 +261,8 @@ def test_training_sessions_and_pipelines_from_python(computing_node, domain, tmp
     tasks = amlip.pipeline(str(pipeline), wait_nodes=2, domain=domain)
     assert [t["name"] for t in tasks] == ["prepare", "train", "evaluate"], tasks
     assert "accuracy" in tasks[2]["summary"], tasks
+    dense = amlip.train("dense", str(ROOT / "datasets/mnist"), jobs=2, epochs=1, limit=4000,
+                        wait_nodes=2, domain=domain, timeout=300)
+    assert dense["epochs"][-1]["score"] > 0.8 and dense["steps_checked"] > 0, dense
     with pytest.raises(amlip.Error, match="model"):
         amlip.train("forest", str(ROOT / "datasets/mnist"), limit=100, domain=domain)
