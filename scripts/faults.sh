@@ -8,4 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/docker-image.sh
-cargo test --release -p main-node --test it -- --ignored --nocapture --test-threads 1 docker::
+# --workspace: the feature set `cargo test --workspace` built with, so nothing is rebuilt (with
+# -p main-node cargo resolves other features and recompiles tract and the library).
+cargo test --release --workspace --test it -- --ignored --nocapture --test-threads 1 docker::
