@@ -183,9 +183,15 @@ def test_the_cluster_as_a_list_of_dicts(computing_node, domain):
                "the computing node in the cluster table")
 
 
+def default_sigint() -> None:
+    # A shell runs background jobs with SIGINT ignored (CI runs these tests beside the Docker
+    # steps), and Python installs its KeyboardInterrupt handler only where SIGINT is default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_script(body: str, domain: int, **kw):
     return subprocess.Popen([PYTHON, "-c", textwrap.dedent(body)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint,
                             env={**__import__("os").environ, "AMLIP_DOMAIN": str(domain)}, **kw)
 
 
