@@ -1,7 +1,6 @@
 //! SmartSim's client over amlip inference (`Client`: put a tensor, set a model, run it, get
 //! the outputs), and sample streams from and into Python (`Producer`, `Consumer`).
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use amlip_core::cancel::CancelToken;
@@ -16,6 +15,7 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
 use crate::errors::{argument, to_py, Error, StoppedError};
+use crate::held::Held;
 use crate::tensors;
 use crate::wait;
 
@@ -33,19 +33,12 @@ fn session_err(e: amlip_core::infer::SessionError) -> PyErr {
 /// A SmartSim-style client session.
 #[pyclass(module = "amlip._native", frozen)]
 pub struct Client {
-    session: Mutex<Option<Session>>,
+    session: Held<Session>,
 }
 
 impl Client {
     fn with<T>(&self, f: impl FnOnce(&mut Session) -> T) -> PyResult<T> {
-        let mut s = self
-            .session
-            .lock()
-            .map_err(|_| StoppedError::new_err("stopped"))?;
-        let s = s
-            .as_mut()
-            .ok_or_else(|| StoppedError::new_err("the client is closed"))?;
-        Ok(f(s))
+        self.session.with(f)
     }
 }
 
@@ -67,7 +60,7 @@ impl Client {
             .detach(|| Session::connect(cfg, timeout))
             .map_err(session_err)?;
         Ok(Self {
-            session: Mutex::new(Some(session)),
+            session: Held::new(session, "the client"),
         })
     }
 
@@ -125,7 +118,7 @@ impl Client {
 
     /// Leaves the domain.
     fn close(&self, py: Python<'_>) {
-        let s = self.session.lock().ok().and_then(|mut s| s.take());
+        let s = self.session.take();
         py.detach(move || drop(s));
     }
 }
@@ -145,7 +138,7 @@ fn float_bytes<'py>(py: Python<'py>, v: &[f32]) -> Bound<'py, PyBytes> {
 /// One rank of a simulation publishing samples on a stream.
 #[pyclass(module = "amlip._native", frozen)]
 pub struct Producer {
-    inner: Mutex<Option<StreamProducer>>,
+    inner: Held<StreamProducer>,
 }
 
 #[pymethods]
@@ -169,7 +162,7 @@ impl Producer {
             .detach(|| StreamProducer::start(&cfg, stream, rank, opts))
             .map_err(|e| Error::new_err(e.to_string()))?;
         Ok(Self {
-            inner: Mutex::new(Some(p)),
+            inner: Held::new(p, "the producer"),
         })
     }
 
@@ -185,24 +178,14 @@ impl Producer {
     ) -> PyResult<()> {
         let batch = Samples::new(floats(&inputs), input_len, floats(&targets), target_len)
             .map_err(|e| argument(e.to_string()))?;
-        let p = self
-            .inner
-            .lock()
-            .map_err(|_| StoppedError::new_err("stopped"))?;
-        let p = p
-            .as_ref()
-            .ok_or_else(|| StoppedError::new_err("the producer has finished"))?;
-        p.publish(iteration, &batch)
+        self.inner
+            .with(|p| p.publish(iteration, &batch))?
             .map_err(|e| Error::new_err(e.to_string()))
     }
 
     /// Samples published so far.
     fn produced(&self) -> PyResult<u64> {
-        let p = self
-            .inner
-            .lock()
-            .map_err(|_| StoppedError::new_err("stopped"))?;
-        Ok(p.as_ref().map(|p| p.produced()).unwrap_or(0))
+        Ok(self.inner.with(|p| p.produced()).unwrap_or(0))
     }
 
     /// Ends the stream and waits at most `linger` seconds until `readers` consumers have read
@@ -210,7 +193,7 @@ impl Producer {
     #[pyo3(signature = (readers = 1, linger = 30.0))]
     fn finish(&self, py: Python<'_>, readers: usize, linger: f64) -> PyResult<(u64, usize)> {
         let linger = wait::duration(linger)?;
-        let Some(p) = self.inner.lock().ok().and_then(|mut p| p.take()) else {
+        let Some(p) = self.inner.take() else {
             return Err(StoppedError::new_err("the producer has finished"));
         };
         let cancel = CancelToken::new();
@@ -236,19 +219,12 @@ impl Producer {
 /// Follows a stream: every producer's samples, up to `keep` held.
 #[pyclass(module = "amlip._native", frozen)]
 pub struct Consumer {
-    inner: Mutex<Option<StreamConsumer>>,
+    inner: Held<StreamConsumer>,
 }
 
 impl Consumer {
     fn with<T>(&self, f: impl FnOnce(&StreamConsumer) -> T) -> PyResult<T> {
-        let c = self
-            .inner
-            .lock()
-            .map_err(|_| StoppedError::new_err("stopped"))?;
-        let c = c
-            .as_ref()
-            .ok_or_else(|| StoppedError::new_err("the consumer is stopped"))?;
-        Ok(f(c))
+        self.inner.with(|c| f(c))
     }
 }
 
@@ -280,7 +256,7 @@ impl Consumer {
             .detach(|| StreamConsumer::follow(&cfg, stream, opts))
             .map_err(|e| Error::new_err(e.to_string()))?;
         Ok(Self {
-            inner: Mutex::new(Some(c)),
+            inner: Held::new(c, "the consumer"),
         })
     }
 
@@ -355,7 +331,7 @@ impl Consumer {
 
     /// Stops following.
     fn stop(&self, py: Python<'_>) {
-        let c = self.inner.lock().ok().and_then(|mut c| c.take());
+        let c = self.inner.take();
         py.detach(move || drop(c));
     }
 }

@@ -4,6 +4,7 @@
 //! `amlip-core`, and the Python modules give them their Pythonic (`amlip`) and AML-IP (`amlip_py`)
 //! faces. Module map:
 //! - `errors`: the `amlip.Error` hierarchy and how library errors become it.
+//! - `held`: what each class owns until `stop()`, and the error after.
 //! - `wait`: blocking calls that release the GIL and still stop at Ctrl-C.
 //! - `config`: node names, domains and networks as Python passes them.
 //! - `tensors`: payloads as (kind, params JSON, tensors as dtype/shape/bytes).
@@ -20,6 +21,7 @@
 mod client;
 mod config;
 mod errors;
+mod held;
 mod mains;
 mod servers;
 mod tensors;

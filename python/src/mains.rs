@@ -15,7 +15,8 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::errors::{to_py, StoppedError};
+use crate::errors::to_py;
+use crate::held::Held;
 use crate::wait;
 
 /// How a job ended: its solution and who computed it, or why not.
@@ -155,7 +156,7 @@ impl Collector {
 /// A main node (or, with `edge=True`, an edge node).
 #[pyclass(module = "amlip._native", frozen)]
 pub struct Main {
-    node: Mutex<Option<Client>>,
+    node: Held<Client>,
     router: Arc<Router>,
     id: String,
     domain: u16,
@@ -163,17 +164,7 @@ pub struct Main {
 
 impl Main {
     fn with_node<T>(&self, f: impl FnOnce(&Client) -> T) -> PyResult<T> {
-        let node = self
-            .node
-            .lock()
-            .map_err(|_| StoppedError::new_err("the node is stopped"))?;
-        match node.as_ref() {
-            Some(n) => Ok(f(n)),
-            None => Err(StoppedError::new_err(format!(
-                "node {} is stopped",
-                self.id
-            ))),
-        }
+        self.node.with(|n| f(n))
     }
 
     fn submit_to(
@@ -228,7 +219,7 @@ impl Main {
             Client::Edge(n) => n.id().to_string(),
         };
         Ok(Self {
-            node: Mutex::new(Some(node)),
+            node: Held::new(node, format!("node {id}")),
             router,
             id,
             domain,
@@ -347,7 +338,7 @@ impl Main {
 
     /// Leaves the domain (status `dropped`); jobs still waiting fail as stopped.
     fn stop(&self, py: Python<'_>) {
-        let node = self.node.lock().ok().and_then(|mut n| n.take());
+        let node = self.node.take();
         let started = Instant::now();
         py.detach(move || drop(node));
         tracing::debug!(id = %self.id, "stopped in {:?}", started.elapsed());

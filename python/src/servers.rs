@@ -8,7 +8,6 @@
 //! Python code runs; an exception becomes an error solution carrying its message, and the node
 //! keeps serving.
 
-use std::sync::Mutex;
 use std::time::Instant;
 
 use amlip_core::error::BoxError;
@@ -21,7 +20,8 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::errors::{argument, to_py, StoppedError};
+use crate::errors::{argument, to_py};
+use crate::held::Held;
 use crate::tensors::{self, TensorIn};
 use crate::wait;
 
@@ -93,24 +93,14 @@ fn kind_call(py: Python<'_>, f: &Py<PyAny>, p: Payload, kind: &str) -> Result<Pa
 /// A computing or inference node.
 #[pyclass(module = "amlip._native", frozen)]
 pub struct Computing {
-    node: Mutex<Option<Node>>,
+    node: Held<Node>,
     id: String,
     domain: u16,
 }
 
 impl Computing {
     fn with_node<T>(&self, f: impl FnOnce(&mut Node) -> T) -> PyResult<T> {
-        let mut node = self
-            .node
-            .lock()
-            .map_err(|_| StoppedError::new_err("the node is stopped"))?;
-        match node.as_mut() {
-            Some(n) => Ok(f(n)),
-            None => Err(StoppedError::new_err(format!(
-                "node {} is stopped",
-                self.id
-            ))),
-        }
+        self.node.with(f)
     }
 }
 
@@ -145,7 +135,7 @@ impl Computing {
             Node::AsyncInference(n) => n.id().to_string(),
         };
         Ok(Self {
-            node: Mutex::new(Some(node)),
+            node: Held::new(node, format!("node {id}")),
             id,
             domain,
         })
@@ -260,7 +250,7 @@ impl Computing {
 
     /// Stops serving and leaves the domain (a job in progress is still answered).
     fn stop(&self, py: Python<'_>) {
-        let node = self.node.lock().ok().and_then(|mut n| n.take());
+        let node = self.node.take();
         let started = Instant::now();
         py.detach(move || drop(node));
         tracing::debug!(id = %self.id, "stopped in {:?}", started.elapsed());

@@ -17,14 +17,15 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
 use crate::config::parse_id;
-use crate::errors::{to_py, Error, StoppedError};
+use crate::errors::{to_py, Error};
+use crate::held::Held;
 use crate::wait;
 
 /// A status node: `start(callback)` calls `callback(id, kind, state)` for every status
 /// sample (kind and state as AML-IP's wire numbers), on a thread of its own.
 #[pyclass(module = "amlip._native", frozen)]
 pub struct Status {
-    node: Mutex<Option<StatusNode>>,
+    node: Held<StatusNode>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -41,7 +42,7 @@ impl Status {
         let cfg = crate::config::node(name, domain, network)?;
         let node = py.detach(|| StatusNode::with_config(cfg)).map_err(to_py)?;
         Ok(Self {
-            node: Mutex::new(Some(node)),
+            node: Held::new(node, "the status node"),
             dispatcher: Mutex::new(None),
         })
     }
@@ -49,8 +50,7 @@ impl Status {
     /// The node's id once started.
     #[getter]
     fn id(&self) -> Option<String> {
-        let node = self.node.lock().ok()?;
-        node.as_ref()?.id().map(|i| i.to_string())
+        self.node.with(|n| n.id().map(|i| i.to_string())).ok()?
     }
 
     /// Starts calling `callback(id, kind, state)` for every status seen (its own first).
@@ -72,14 +72,8 @@ impl Status {
                 }
             })
             .map_err(|e| Error::new_err(format!("cannot start the status thread: {e}")))?;
-        let mut node = self
-            .node
-            .lock()
-            .map_err(|_| StoppedError::new_err("stopped"))?;
-        let node = node
-            .as_mut()
-            .ok_or_else(|| StoppedError::new_err("the status node is stopped"))?;
-        py.detach(|| node.process_status_async(move |s| drop(tx.send(s))))
+        self.node
+            .with(|node| py.detach(|| node.process_status_async(move |s| drop(tx.send(s)))))?
             .map_err(to_py)?;
         if let Ok(mut d) = self.dispatcher.lock() {
             *d = Some(dispatcher);
@@ -89,7 +83,7 @@ impl Status {
 
     /// Stops calling back and leaves the domain.
     fn stop(&self, py: Python<'_>) {
-        let node = self.node.lock().ok().and_then(|mut n| n.take());
+        let node = self.node.take();
         let dispatcher = self.dispatcher.lock().ok().and_then(|mut d| d.take());
         py.detach(move || {
             drop(node); // ends the status thread's sender, so the dispatcher ends too
@@ -128,7 +122,7 @@ type Replier = Arc<Mutex<Option<Py<PyAny>>>>;
 /// `replier(client_id, request) -> bytes | str`, set by `start`.
 #[pyclass(module = "amlip._native", frozen)]
 pub struct ModelSender {
-    node: Mutex<Option<ModelManagerSenderNode>>,
+    node: Held<ModelManagerSenderNode>,
     replier: Replier,
     id: String,
 }
@@ -182,7 +176,7 @@ impl ModelSender {
             .map_err(to_py)?;
         let id = node.id().to_string();
         Ok(Self {
-            node: Mutex::new(Some(node)),
+            node: Held::new(node, format!("sender {id}")),
             replier,
             id,
         })
@@ -196,14 +190,8 @@ impl ModelSender {
 
     /// Announces the model `name` with `statistics` (late joiners receive it too).
     fn publish(&self, name: &str, statistics: PyBackedBytes) -> PyResult<()> {
-        let node = self
-            .node
-            .lock()
-            .map_err(|_| StoppedError::new_err("stopped"))?;
-        let node = node
-            .as_ref()
-            .ok_or_else(|| StoppedError::new_err("the sender is stopped"))?;
-        node.publish_statistics(name, Bytes::from_owner(statistics))
+        self.node
+            .with(|n| n.publish_statistics(name, Bytes::from_owner(statistics)))?
             .map_err(to_py)
     }
 
@@ -216,7 +204,7 @@ impl ModelSender {
 
     /// Leaves the domain.
     fn stop(&self, py: Python<'_>) {
-        let node = self.node.lock().ok().and_then(|mut n| n.take());
+        let node = self.node.take();
         py.detach(move || drop(node));
         if let Ok(mut r) = self.replier.lock() {
             *r = None;
@@ -227,7 +215,7 @@ impl ModelSender {
 /// AML-IP's model-manager receiver: sees announcements, asks a sender for its model.
 #[pyclass(module = "amlip._native", frozen)]
 pub struct ModelReceiver {
-    node: Mutex<Option<ModelManagerReceiverNode>>,
+    node: Held<ModelManagerReceiverNode>,
     watch: flume::Receiver<ModelStatistics>,
     id: String,
 }
@@ -255,7 +243,7 @@ impl ModelReceiver {
         Ok(Self {
             watch: node.watch(),
             id: node.id().to_string(),
-            node: Mutex::new(Some(node)),
+            node: Held::new(node, "the receiver"),
         })
     }
 
@@ -267,18 +255,8 @@ impl ModelReceiver {
 
     /// Every (model name, sender id, statistics) seen so far, the latest per sender and model.
     fn statistics<'py>(&self, py: Python<'py>) -> PyResult<Vec<Announced<'py>>> {
-        let node = self
-            .node
-            .lock()
-            .map_err(|_| StoppedError::new_err("stopped"))?;
-        let node = node
-            .as_ref()
-            .ok_or_else(|| StoppedError::new_err("the receiver is stopped"))?;
-        Ok(node
-            .statistics()
-            .into_iter()
-            .map(|s| announced(py, s))
-            .collect())
+        let stats = self.node.with(|n| n.statistics())?;
+        Ok(stats.into_iter().map(|s| announced(py, s)).collect())
     }
 
     /// The next announcement from now on, waiting at most `timeout` seconds; `None` if none.
@@ -308,23 +286,18 @@ impl ModelReceiver {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let sender = parse_id(sender)?;
         let timeout = wait::duration(timeout)?;
-        let node = self
-            .node
-            .lock()
-            .map_err(|_| StoppedError::new_err("stopped"))?;
-        let node = node
-            .as_ref()
-            .ok_or_else(|| StoppedError::new_err("the receiver is stopped"))?;
         let request = Bytes::from_owner(request);
-        let model = py
-            .detach(|| node.request_model(&sender, request, timeout.max(Duration::from_millis(1))))
+        let timeout = timeout.max(Duration::from_millis(1));
+        let model = self
+            .node
+            .with(|n| py.detach(|| n.request_model(&sender, request, timeout)))?
             .map_err(to_py)?;
         Ok(PyBytes::new(py, &model))
     }
 
     /// Leaves the domain.
     fn stop(&self, py: Python<'_>) {
-        let node = self.node.lock().ok().and_then(|mut n| n.take());
+        let node = self.node.take();
         py.detach(move || drop(node));
     }
 }
