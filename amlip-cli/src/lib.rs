@@ -16,7 +16,7 @@
 #![warn(missing_docs)]
 
 // The library's floors, under the names this code has always used.
-use amlip_core::{batch, cancel, config, dds, error, node, prelude, session, wire};
+use amlip_core::{batch, cancel, config, dds, error, node, prelude, session, trust, wire};
 use amlip_fabric::runtime;
 
 pub mod bench;
@@ -27,6 +27,7 @@ pub mod plot;
 pub mod procs;
 pub mod progress;
 pub mod serve;
+mod strangers;
 pub mod tables;
 
 use std::time::Duration;
@@ -34,18 +35,28 @@ use std::time::Duration;
 use crate::cancel::CancelToken;
 use crate::config::{parse_domain, NodeConfig};
 use crate::dds::{Network, DEFAULT_DOMAIN, MAX_DOMAIN};
+use crate::trust::Trust;
 
 /// Environment variable holding the default DDS domain id.
 pub const ENV_DOMAIN: &str = "AMLIP_DOMAIN";
 /// Environment variable holding the default network (`all`, `localhost`, or IPs).
 pub const ENV_NETWORK: &str = "AMLIP_NETWORK";
+/// Environment variable naming the trusted domain's node folder (`DIR/NAME`), as `--trust`.
+pub const ENV_TRUST: &str = "AMLIP_TRUST";
 
 /// Flags every node binary takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct NodeArgs {
     /// Node name; 4 random bytes are appended ([0-9A-Za-z_.-], at most 28 characters).
-    #[arg(long)]
+    /// In a trusted domain the node takes its certificate's name instead.
+    #[arg(long, conflicts_with = "trust")]
     pub name: Option<String>,
+
+    /// Join the trusted domain of DIR as node NAME (files made by `main-node trust init DIR`
+    /// and `main-node trust add DIR NAME`): DDS Security on every topic, mutual TLS on the
+    /// direct path; nodes without the domain's certificates are refused.
+    #[arg(long, env = ENV_TRUST, value_name = "DIR/NAME", value_parser = trust_arg)]
+    pub trust: Option<Trust>,
 
     /// DDS domain id (0..=232). Nodes only see nodes on the same domain.
     #[arg(long, env = ENV_DOMAIN, default_value_t = DEFAULT_DOMAIN, value_parser = domain_arg,
@@ -103,6 +114,10 @@ impl NodeArgs {
             Some(a) => cfg.direct_advertise(a),
             None => cfg,
         };
+        let cfg = match &self.trust {
+            Some(t) => cfg.trust(t.clone()),
+            None => cfg,
+        };
         if self.plain_aml_ip {
             cfg.aml_ip_compatible_only()
         } else {
@@ -122,6 +137,11 @@ impl NodeArgs {
                 .join(","),
         }
     }
+}
+
+/// Loads and checks a trusted domain's node folder; the error names the file at fault.
+fn trust_arg(s: &str) -> Result<Trust, String> {
+    Trust::load(s).map_err(|e| e.to_string())
 }
 
 fn domain_arg(s: &str) -> Result<u16, String> {
@@ -238,18 +258,36 @@ pub fn init_logging(default: &str, json: bool) {
     if !filter.contains("rustdds") {
         // rustdds warns on every datagram over 1500 bytes and on routine loopback discovery.
         filter.push_str(",rustdds=error,rustdds::network::udp_listener=off");
+        // In a trusted domain rustdds's security logs errors as endpoints match (a crypto
+        // handle looked up before discovery registered it, registered twice) although every
+        // sample then flows; amlip logs each refused peer itself (dds::discovery).
+        filter.push_str(
+            ",rustdds::security=off,rustdds::discovery::secure_discovery=off,\
+             rustdds::rtps::reader=off,rustdds::rtps::writer=off",
+        );
     }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let env = tracing_subscriber::EnvFilter::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = if json {
-        builder.json().try_init()
+    let fmt = if json {
+        fmt.json().with_filter(env).boxed()
     } else {
-        builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init()
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(env)
+            .boxed()
     };
+    let strangers = strangers::Strangers::default().with_filter(
+        tracing_subscriber::filter::Targets::new()
+            .with_target(strangers::TARGET, tracing::Level::INFO),
+    );
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(strangers)
+        .try_init();
 }
 
 /// Installs the Ctrl-C (and SIGTERM) handler. The returned token is raised on the first one;

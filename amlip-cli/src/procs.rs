@@ -44,10 +44,14 @@ impl Children {
         let bin = computing_node_binary()?;
         let mut children = Vec::with_capacity(n);
         for i in 0..n {
-            let child = at
-                .command(&bin)
-                .arg("--name")
-                .arg(format!("Computing{i}"))
+            let mut cmd = at.command(&bin);
+            // In a trusted domain the children join as this node (its certificate names
+            // them); otherwise they are numbered.
+            match &node.trust {
+                Some(t) => cmd.arg("--trust").arg(t.node_dir()),
+                None => cmd.arg("--name").arg(format!("Computing{i}")),
+            };
+            let child = cmd
                 .arg("--domain")
                 .arg(node.domain.to_string())
                 .arg("--network")

@@ -32,7 +32,7 @@
 //! ```
 #![warn(missing_docs)]
 
-pub use amlip_fabric::{batch, cancel, config, dds, error, job, node, payload, wire};
+pub use amlip_fabric::{batch, cancel, config, dds, error, job, node, payload, trust, wire};
 pub use amlip_flows::{ailoop, group, infer, kind, pipeline, session, stream};
 pub use amlip_ml::{aml, dataset, mlp, nn};
 

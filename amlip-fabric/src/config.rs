@@ -8,6 +8,7 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use crate::dds::{Network, DEFAULT_DOMAIN, MAX_DOMAIN};
+use crate::trust::Trust;
 
 /// How a node behaves on the wire and how long it waits for anything.
 #[derive(Debug, Clone)]
@@ -25,6 +26,7 @@ pub struct NodeConfig {
     pub(crate) ghost_timeout: Duration,
     pub(crate) max_open_requests: usize,
     pub(crate) stream: StreamConfig,
+    pub(crate) trust: Option<Trust>,
 }
 
 /// Flow control of large payloads between amlip nodes.
@@ -94,6 +96,7 @@ impl NodeConfig {
             ghost_timeout: Duration::from_secs(10),
             max_open_requests: 64,
             stream: StreamConfig::default(),
+            trust: None,
         }
     }
 
@@ -107,6 +110,19 @@ impl NodeConfig {
     pub fn network(mut self, network: Network) -> Self {
         self.network = network;
         self
+    }
+
+    /// Joins a trusted domain as the node `trust` names: DDS Security on every topic, mutual
+    /// TLS on the direct path. The node takes its certificate's name (peers check it).
+    pub fn trust(mut self, trust: Trust) -> Self {
+        self.name = trust.name().to_owned();
+        self.trust = Some(trust);
+        self
+    }
+
+    /// The trusted domain's identity this node uses, if any.
+    pub fn trusted(&self) -> Option<&Trust> {
+        self.trust.as_ref()
     }
 
     /// Loopback only: every node is on this host (large payloads ~5x faster).
@@ -203,7 +219,11 @@ impl NodeConfig {
 
     /// This configuration for a helper node named after this one plus `suffix` (e.g. the
     /// inference node of a computing node), cut so that the id still fits its 28 bytes.
+    /// In a trusted domain the helper keeps the name, which is its certificate's.
     pub fn suffixed(&self, suffix: &str) -> NodeConfig {
+        if self.trust.is_some() {
+            return self.clone();
+        }
         let keep = 28usize.saturating_sub(suffix.len());
         let mut c = self.clone();
         c.name = format!(

@@ -26,8 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::timeout;
@@ -35,6 +34,7 @@ use tokio::time::timeout;
 use crate::config::NodeConfig;
 use crate::dds::Network;
 use crate::transfer::{Budget, Envelope};
+use crate::trust::tls::{Link, Tls};
 use crate::wire::ext::{
     ChunkKind, DirectAck, DirectHeader, DirectHello, EXTENSION_VERSION, MAX_DIRECT_ADDRS,
     MAX_DIRECT_FRAME,
@@ -104,7 +104,7 @@ type PendingAcks = Rc<RefCell<VecDeque<(u64, oneshot::Sender<Result<(), DirectEr
 
 /// An outgoing connection, hello done.
 struct Conn {
-    stream: TcpStream,
+    stream: Link,
     addr: SocketAddr,
     idle_since: Instant,
 }
@@ -128,6 +128,9 @@ pub struct DirectPath {
     paths: RefCell<HashMap<AmlipId, PathState>>,
     serving: Cell<usize>,
     counts: Arc<DirectCounts>,
+    /// Mutual TLS with the domain's identities (a trusted domain); plain TCP otherwise.
+    tls: Option<Tls>,
+    refusals: RefCell<RefusalLog>,
 }
 
 /// Payloads a node sent over its direct path (acknowledged) and received, readable from any
@@ -147,6 +150,14 @@ impl DirectPath {
         budget: Rc<Budget>,
         events: flume::Sender<DirectEvent>,
     ) -> Option<Rc<Self>> {
+        let tls = match cfg.trust.as_ref().map(Tls::new).transpose() {
+            Ok(t) => t,
+            Err(e) => {
+                // Never plain in a trusted domain: payloads go over (secured) DDS instead.
+                tracing::warn!("no direct path: {e}");
+                return None;
+            }
+        };
         let ip = match cfg.network {
             Network::Localhost => Ipv4Addr::LOCALHOST,
             _ => Ipv4Addr::UNSPECIFIED,
@@ -184,6 +195,8 @@ impl DirectPath {
             paths: RefCell::default(),
             serving: Cell::new(0),
             counts: Arc::default(),
+            tls,
+            refusals: RefCell::default(),
         });
         tokio::task::spawn_local(accept_loop(Rc::downgrade(&path), listener, events));
         Some(path)
@@ -347,7 +360,7 @@ impl DirectPath {
         let pool = idle.get_mut(peer)?;
         while let Some(c) = pool.pop() {
             let mut probe = [0u8; 1];
-            let open = matches!(c.stream.try_read(&mut probe),
+            let open = matches!(c.stream.tcp().try_read(&mut probe),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
             if open && c.idle_since.elapsed() < IDLE_REUSE {
                 return Some(c);
@@ -388,8 +401,12 @@ impl DirectPath {
 
     async fn connect_one(&self, peer: &AmlipId, addr: SocketAddr) -> Result<Conn, String> {
         let attempt = async {
-            let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-            let _ = stream.set_nodelay(true);
+            let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            let _ = tcp.set_nodelay(true);
+            let mut stream = match &self.tls {
+                Some(tls) => tls.connect(tcp, peer.name()).await?,
+                None => Link::Plain(tcp),
+            };
             let hello = DirectHello {
                 version: EXTENSION_VERSION,
                 receiver_id: peer.clone(),
@@ -419,7 +436,7 @@ impl DirectPath {
     }
 
     /// Writes one payload and waits for its acknowledgment. On failure: bytes sent, and why.
-    async fn transfer(&self, stream: &mut TcpStream, env: &Envelope) -> Result<(), (u64, String)> {
+    async fn transfer(&self, stream: &mut Link, env: &Envelope) -> Result<(), (u64, String)> {
         let stall = self.stall;
         let header = header_of(env);
         let stalled = |sent: u64| (sent, format!("no progress for {stall:?}"));
@@ -449,6 +466,10 @@ impl DirectPath {
             head.clear();
             sent += piece.len() as u64;
         }
+        timeout(stall, stream.flush())
+            .await
+            .map_err(|_| stalled(sent))?
+            .map_err(|e| (sent, e.to_string()))?;
         let ack: DirectAck = timeout(stall, read_frame(stream))
             .await
             .map_err(|_| (sent, format!("no acknowledgment within {stall:?}")))?
@@ -577,7 +598,16 @@ async fn serve(
     events: &flume::Sender<DirectEvent>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
+    // In a trusted domain nothing is read before the peer proved its identity.
+    let (stream, certified) = match &p.tls {
+        None => (Link::Plain(stream), None),
+        Some(tls) => match timeout(p.stall, tls.accept(stream)).await {
+            Ok(Ok((link, name))) => (link, Some(name)),
+            Ok(Err(why)) => return p.refused(from, &why),
+            Err(_) => return p.refused(from, &format!("no TLS handshake within {:?}", p.stall)),
+        },
+    };
+    let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = BufReader::with_capacity(64 << 10, rd);
     let hello: DirectHello = match timeout(p.stall, read_frame(&mut rd)).await {
         Ok(Ok(h)) => h,
@@ -590,6 +620,15 @@ async fn serve(
             return;
         }
     };
+    if let Some(name) = certified.filter(|n| n != hello.sender_id.name()) {
+        return p.refused(
+            from,
+            &format!(
+                "the hello says {}, the certificate is {name}'s",
+                hello.sender_id
+            ),
+        );
+    }
     if hello.version != EXTENSION_VERSION || hello.receiver_id != p.me {
         let refused = format!(
             "this is {} (extension version {EXTENSION_VERSION}), not {} (version {})",
@@ -613,7 +652,10 @@ async fn serve(
     let mut acks = Vec::new();
     loop {
         if rd.buffer().is_empty() && !acks.is_empty() {
-            if !matches!(timeout(p.stall, wr.write_all(&acks)).await, Ok(Ok(()))) {
+            if !matches!(
+                timeout(p.stall, write_flush(&mut wr, &acks)).await,
+                Ok(Ok(()))
+            ) {
                 return;
             }
             acks.clear();
@@ -652,7 +694,7 @@ async fn serve(
                     "direct path: refusing a payload: {refused}"
                 );
                 acks.extend_from_slice(&frame(&DirectAck { refused }));
-                let _ = timeout(p.stall, wr.write_all(&acks)).await;
+                let _ = timeout(p.stall, write_flush(&mut wr, &acks)).await;
                 return;
             }
         }
@@ -676,7 +718,7 @@ async fn lane(
         Err(e) => Some(e),
         Ok(conn) => {
             p.note(&peer, Ok(conn.addr));
-            let (rd, mut wr) = conn.stream.into_split();
+            let (rd, mut wr) = tokio::io::split(conn.stream);
             let wake = Rc::new(Notify::new());
             let mut acks = tokio::task::spawn_local(lane_acks(
                 peer.clone(),
@@ -760,7 +802,7 @@ async fn lane_writes(
             n += 1;
         }
         wake.notify_one();
-        match timeout(p.stall, wr.write_all(&buf)).await {
+        match timeout(p.stall, write_flush(wr, &buf)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return failed(e.to_string()),
             Err(_) => return failed(format!("no progress for {:?}", p.stall)),
@@ -773,7 +815,7 @@ async fn lane_writes(
 async fn lane_acks(
     peer: AmlipId,
     stall: Duration,
-    rd: OwnedReadHalf,
+    rd: ReadHalf<Link>,
     pending: PendingAcks,
     wake: Rc<Notify>,
     counts: Arc<DirectCounts>,
@@ -845,7 +887,46 @@ async fn write_frame<T: WireType>(
     w: &mut (impl AsyncWrite + Unpin),
     value: &T,
 ) -> std::io::Result<()> {
-    w.write_all(&frame(value)).await
+    write_flush(w, &frame(value)).await
+}
+
+/// Writes `bytes` and flushes them (TLS holds what it encrypted until flushed).
+async fn write_flush(w: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
+/// Refused connections, logged as they happen but at most [`REFUSALS_PER_WINDOW`] lines per
+/// [`REFUSAL_WINDOW`] (a stranger knocking in a loop must not flood the log); the count of
+/// those not logged goes with the next line.
+#[derive(Default)]
+struct RefusalLog {
+    window: Option<Instant>,
+    logged: u32,
+    unlogged: u64,
+}
+
+const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+const REFUSALS_PER_WINDOW: u32 = 20;
+
+impl DirectPath {
+    fn refused(&self, from: SocketAddr, why: &str) {
+        let mut log = self.refusals.borrow_mut();
+        if log.window.is_none_or(|t| t.elapsed() >= REFUSAL_WINDOW) {
+            log.window = Some(Instant::now());
+            log.logged = 0;
+        }
+        if log.logged >= REFUSALS_PER_WINDOW {
+            log.unlogged += 1;
+            return;
+        }
+        log.logged += 1;
+        let also = match std::mem::take(&mut log.unlogged) {
+            0 => String::new(),
+            n => format!(" ({n} more refused and not logged before this one)"),
+        };
+        tracing::warn!(%from, "trusted domain: refused a direct-path connection: {why}{also}");
+    }
 }
 
 /// Reads one frame. An error starting with "closed" means the peer closed the connection

@@ -12,6 +12,9 @@ pub enum Error {
     /// The node's name cannot make an id.
     #[error(transparent)]
     Id(#[from] IdError),
+    /// The node's trusted-domain files cannot be used.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     /// DDS refused something (a participant, a topic, a write).
     #[error(transparent)]
     Dds(#[from] DdsError),

@@ -22,6 +22,8 @@
 //!   progress events; [`cancel`]: the token that stops a batch or session early.
 //! - [`kind`]: the `JobKind` trait, the `Registry` a computing node serves from, and AML-IP's
 //!   plain jobs (the built-in ML kinds are `amlip-flows`').
+//! - [`trust`]: trusted domains: the files `trust init/add` write, their checks, and the
+//!   direct path's mutual TLS (DDS Security itself is rustdds's).
 //! - [`error`]: the errors node APIs return.
 #![warn(missing_docs)]
 
@@ -41,5 +43,6 @@ pub(crate) mod peers;
 pub(crate) mod protocol;
 pub mod runtime;
 pub(crate) mod transfer;
+pub mod trust;
 
 pub use error::{BoxError, Error, JobError};

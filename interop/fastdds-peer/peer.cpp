@@ -18,6 +18,10 @@
 //                                     submitted 0.1 s apart (`--jobs`, `--interval-ms`)
 //   peer demo-computing --domain D    the workload demo's computing node `AML-ComputingNode`
 //
+// Any role takes `--trust DIR/NAME`: DDS Security (PKI-DH, Access-Permissions, AES-GCM-GMAC)
+// with the files `main-node trust init/add` writes, as an AML-IP node built with Fast DDS's
+// security plugins would be configured.
+//
 // Like AML-IP: one UDPv4 transport (no shared memory), 65500-byte messages, synchronous
 // publishing; every job-protocol endpoint RELIABLE, TRANSIENT_LOCAL, KEEP_ALL; status KEEP_LAST
 // 1; NO_KEY topics; payloads serialized by hand as plain CDR little endian, GENERIC as
@@ -348,6 +352,31 @@ public:
     uint64_t generation = 0;
 };
 
+// --trust DIR/NAME: DDS Security's built-in plugins with the files `main-node trust` writes
+// (Fast DDS reads them as they are).
+std::string g_trust;
+
+void secure(DomainParticipantQos& pqos) {
+    char* abs = realpath(g_trust.c_str(), nullptr);
+    if (!abs) throw std::runtime_error("--trust: no such folder: " + g_trust);
+    std::string node = abs;
+    std::free(abs);
+    std::string dir = node.substr(0, node.rfind('/'));
+    auto& p = pqos.properties().properties();
+    auto set = [&](const std::string& k, const std::string& v) { p.emplace_back(k, v); };
+    set("dds.sec.auth.plugin", "builtin.PKI-DH");
+    set("dds.sec.auth.builtin.PKI-DH.identity_ca", "file://" + dir + "/identity_ca.pem");
+    set("dds.sec.auth.builtin.PKI-DH.identity_certificate", "file://" + node + "/cert.pem");
+    set("dds.sec.auth.builtin.PKI-DH.private_key", "file://" + node + "/key.pem");
+    set("dds.sec.access.plugin", "builtin.Access-Permissions");
+    set("dds.sec.access.builtin.Access-Permissions.permissions_ca",
+        "file://" + dir + "/permissions_ca.pem");
+    set("dds.sec.access.builtin.Access-Permissions.governance", "file://" + dir + "/governance.p7s");
+    set("dds.sec.access.builtin.Access-Permissions.permissions",
+        "file://" + node + "/permissions.p7s");
+    set("dds.sec.crypto.plugin", "builtin.AES-GCM-GMAC");
+}
+
 class Node {
 public:
     Node(int domain, const std::string& name, uint32_t kind) : id(Id::random(name)), kind_(kind) {
@@ -356,6 +385,7 @@ public:
         pqos.transport().use_builtin_transports = false;
         auto udp = std::make_shared<eprosima::fastdds::rtps::UDPv4TransportDescriptor>();
         pqos.transport().user_transports.push_back(udp);
+        if (!g_trust.empty()) secure(pqos);
         dp_ = DomainParticipantFactory::get_instance()->create_participant(domain, pqos);
         if (!dp_) throw std::runtime_error("cannot create the participant");
         TypeSupport(new HandType<Request>("amlip::ms_request")).register_type(dp_);
@@ -826,6 +856,7 @@ int main(int argc, char** argv) {
         else if (a == "--size") size = std::stoull(next());
         else if (a == "--async") async_mode = true;
         else if (a == "--trace") g_trace = true;
+        else if (a == "--trust") g_trust = next();
         else if (a == "--interval-ms") interval_ms = std::stoi(next());
         else if (a == "--max-jobs") max_jobs = std::stoi(next());
         else if (a == "--seconds") seconds = std::stoi(next());

@@ -96,8 +96,9 @@ pub fn run(
         report.percentile_ms(0.99)
     );
     println!(
-        "re-sent: {}, duplicate solutions dropped: {}",
-        stats.resent, stats.duplicates_dropped
+        "re-sent: {}, duplicate solutions dropped: {}; over the direct path: {} payloads sent, \
+         {} received",
+        stats.resent, stats.duplicates_dropped, stats.direct_sent, stats.direct_received
     );
     for (server, n) in &report.by_node {
         println!("  {server}: {n} jobs");

@@ -8,6 +8,7 @@ mod online;
 mod pipeline;
 mod status;
 mod train;
+mod trust;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,6 +79,9 @@ enum Command {
     Models(infer::ModelsArgs),
     /// Measure round trips and throughput of upper-case jobs against TCP on loopback.
     Bench(bench::BenchArgs),
+    /// Trusted domains: `trust init DIR`, `trust add DIR NAME --role ROLE`, `trust check`.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
     /// The TCP echo server `bench` starts in another network namespace (not for direct use).
     #[command(hide = true)]
     BenchEcho {
@@ -90,7 +94,18 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let verbose = args.verbose;
-    cli::report(run(args), verbose)
+    match args.command {
+        // Files only: no node, no domain joined.
+        Command::Trust(cmd) => cli::report(trust::run(cmd), verbose),
+        command => cli::report(
+            run(Args {
+                command,
+                node: args.node,
+                verbose,
+            }),
+            verbose,
+        ),
+    }
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -161,6 +176,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Infer(i) => infer::run(&args.node, &i, &stop),
         Command::Models(m) => infer::models(&args.node, &m, &stop),
         Command::Bench(b) => Ok(bench::run(&args.node, &b, &stop)?),
+        Command::Trust(cmd) => trust::run(cmd),
         Command::BenchEcho { listen } => {
             bench::serve_echo(listen).with_context(|| format!("echo server on {listen}"))
         }

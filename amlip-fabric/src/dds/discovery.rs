@@ -13,6 +13,9 @@
 //! probe reader, an AML-IP edge node's requests reached an amlip inference node in 1 of 4 runs
 //! (4 of 4 without). See `docs/fastdds-first-sample.md`.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use futures::{Stream, StreamExt};
 use rustdds::{DomainParticipant, DomainParticipantStatusEvent, RTPSEntity, StatusEvented};
 
@@ -33,10 +36,23 @@ pub(crate) fn watch(dp: &DomainParticipant) -> impl Stream<Item = DiscoveryEvent
         let p = prefix.as_ref();
         [p[0], p[1]]
     };
-    futures::stream::unfold(dp.status_listener(), move |listener| async move {
+    let state = (dp.status_listener(), Refusals::default());
+    futures::stream::unfold(state, move |(listener, mut refusals)| async move {
         loop {
             let event = listener.as_async_status_stream().next().await?;
             let found = match event {
+                DomainParticipantStatusEvent::ParticipantDiscovered { dpd } => {
+                    refusals.seen(dpd.guid.prefix.as_ref(), dpd.supports_security);
+                    continue;
+                }
+                // rustdds does not export the status's type; its Debug form names the variant.
+                DomainParticipantStatusEvent::Authentication {
+                    participant,
+                    status,
+                } if format!("{status:?}") == "Rejected" => {
+                    refusals.refused(participant.as_ref());
+                    continue;
+                }
                 DomainParticipantStatusEvent::ParticipantLost { id, .. } => {
                     DiscoveryEvent::Lost(ParticipantKey::from_prefix(id))
                 }
@@ -50,7 +66,63 @@ pub(crate) fn watch(dp: &DomainParticipant) -> impl Stream<Item = DiscoveryEvent
                 }
                 _ => continue,
             };
-            return Some((found, listener));
+            return Some((found, (listener, refusals)));
         }
     })
+}
+
+/// Participants a trusted node refused, logged as they happen but at most
+/// [`Refusals::PER_WINDOW`] lines per [`Refusals::WINDOW`] (a stranger restarting in a loop
+/// must not flood the log); the count of those not logged goes with the next line.
+#[derive(Default)]
+struct Refusals {
+    /// Whether each participant discovered announced DDS Security (bounded).
+    secured: HashMap<[u8; 12], bool>,
+    window: Option<Instant>,
+    logged: u32,
+    unlogged: u64,
+}
+
+impl Refusals {
+    const WINDOW: Duration = Duration::from_secs(10);
+    const PER_WINDOW: u32 = 20;
+
+    fn seen(&mut self, prefix: &[u8], secured: bool) {
+        if self.secured.len() >= 4096 {
+            self.secured.clear();
+        }
+        if let Ok(p) = prefix.try_into() {
+            self.secured.insert(p, secured);
+        }
+    }
+
+    fn refused(&mut self, prefix: &[u8]) {
+        let key: Option<[u8; 12]> = prefix.try_into().ok();
+        let why = match key.and_then(|k| self.secured.get(&k)) {
+            Some(false) => "it has no identity (a node of an open domain)",
+            // rustdds rejects an authenticated participant for its permissions (a
+            // certificate another CA signed fails the handshake and is retried instead).
+            _ => "its permissions do not let it join this domain (or its identity announcement is incomplete)",
+        };
+        if self.window.is_none_or(|t| t.elapsed() >= Self::WINDOW) {
+            self.window = Some(Instant::now());
+            self.logged = 0;
+        }
+        if self.logged >= Self::PER_WINDOW {
+            self.unlogged += 1;
+            return;
+        }
+        self.logged += 1;
+        let also = match std::mem::take(&mut self.unlogged) {
+            0 => String::new(),
+            n => format!(" ({n} more refused and not logged before this one)"),
+        };
+        let vendor = match prefix.get(..2) {
+            Some([1, 15]) => "eProsima Fast DDS",
+            Some([1, 18]) => "rustdds",
+            _ => "another DDS",
+        };
+        let id: String = prefix.iter().map(|b| format!("{b:02x}")).collect();
+        tracing::warn!("trusted domain: refused participant {id} ({vendor}): {why}{also}");
+    }
 }

@@ -24,6 +24,7 @@ use rustdds::{
 pub use qos::Profile;
 use raw::{RawAdapter, RawSample};
 
+use crate::trust::Trust;
 use crate::wire::{WireError, WireType};
 
 /// The default AML-IP domain.
@@ -176,13 +177,24 @@ pub struct Participant {
 impl Participant {
     /// A participant on `domain` using `network`'s interfaces.
     pub fn new(domain: u16, network: &Network) -> Result<Self, DdsError> {
-        Self::with_counters(domain, network, Arc::default())
+        Self::with_counters(domain, network, None, Arc::default())
+    }
+
+    /// A participant of a trusted domain (DDS Security with `trust`'s files), or of an open
+    /// one with `None`.
+    pub fn with_trust(
+        domain: u16,
+        network: &Network,
+        trust: Option<&Trust>,
+    ) -> Result<Self, DdsError> {
+        Self::with_counters(domain, network, trust, Arc::default())
     }
 
     /// A participant whose readers count what they drop in `dropped`.
     pub(crate) fn with_counters(
         domain: u16,
         network: &Network,
+        trust: Option<&Trust>,
         dropped: Arc<DropCounters>,
     ) -> Result<Self, DdsError> {
         if domain > MAX_DOMAIN {
@@ -194,13 +206,18 @@ impl Participant {
             Network::Localhost => builder.with_only_networks([IpAddr::V4(Ipv4Addr::LOCALHOST)]),
             Network::Only(addrs) => builder.with_only_networks(addrs.clone()),
         };
+        let builder = match trust {
+            Some(t) => builder.builtin_security(t.dds_files()),
+            None => builder,
+        };
         let create = |what: &str, e: &dyn std::fmt::Display| DdsError::Create {
             what: what.into(),
             reason: e.to_string(),
         };
+        let secured = if trust.is_some() { "trusted " } else { "" };
         let dp = builder
             .build()
-            .map_err(|e| create(&format!("participant on domain {domain}"), &e))?;
+            .map_err(|e| create(&format!("{secured}participant on domain {domain}"), &e))?;
         if let Some(warning) = loopback_reach(network, domain, dp.participant_id()) {
             tracing::warn!("{warning}");
         }

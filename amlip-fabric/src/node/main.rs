@@ -152,12 +152,20 @@ pub struct MainNode {
     /// The interfaces it uses: sessions that open their own listeners (all-reduce groups)
     /// listen and announce on the same ones.
     network: crate::dds::Network,
+    /// Whether it is a member of a trusted domain (sessions with connections of their own
+    /// refuse to run in clear there).
+    trusted: bool,
 }
 
 impl MainNode {
     /// The network interfaces it uses.
     pub fn interfaces(&self) -> &crate::dds::Network {
         &self.network
+    }
+
+    /// Whether it is a member of a trusted domain.
+    pub fn is_trusted(&self) -> bool {
+        self.trusted
     }
 
     /// A main node named `name` with the default configuration (domain 166, every interface).
@@ -173,9 +181,11 @@ impl MainNode {
     /// A client node of `kind` (`Main`, or `Edge` for the inference topics).
     pub(crate) fn of_kind(cfg: NodeConfig, kind: NodeKind) -> Result<Self, Error> {
         let network = cfg.network.clone();
+        let trusted = cfg.trust.is_some();
         Ok(Self {
             handle: ClientHandle::start(cfg, kind)?,
             network,
+            trusted,
         })
     }
 

@@ -55,6 +55,14 @@ where
     F: FnOnce(Rc<NodeCore>, Ready, Shutdown) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
+    if let Some(t) = cfg.trust.as_ref().filter(|t| t.name() != cfg.name) {
+        return Err(Error::Trust(crate::trust::TrustError::Setup(format!(
+            "node name {:?} is not its certificate's ({:?}, {}): peers would refuse it",
+            cfg.name,
+            t.name(),
+            t.node_dir().display()
+        ))));
+    }
     let id = AmlipId::new_random(&cfg.name)?;
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let core_id = id.clone();

@@ -137,7 +137,8 @@ impl Endpoints {
         service: Service,
         dropped: Arc<DropCounters>,
     ) -> Result<Self, DdsError> {
-        let participant = Participant::with_counters(cfg.domain, &cfg.network, dropped)?;
+        let participant =
+            Participant::with_counters(cfg.domain, &cfg.network, cfg.trust.as_ref(), dropped)?;
         let status = participant.writer::<Status>(topics::STATUS, Profile::Status)?;
         let info = if cfg.extensions {
             Some(participant.writer::<NodeInfo>(topics::NODE_INFO, Profile::NodeInfo)?)

@@ -172,6 +172,14 @@ impl AllReduce {
         self.check(&net, train, test)?;
         let pixels = pixel_stats(train);
         let main = runner.main;
+        if main.is_trusted() {
+            return Err(SessionError::Config(
+                "all-reduce training is not yet available in a trusted domain: the group's \
+                 ring exchanges gradients over TCP connections of its own, which are not TLS \
+                 yet (it refuses to run rather than send in clear); train with FedAvg instead"
+                    .into(),
+            ));
+        }
         let (bind, announce) = match main.interfaces() {
             Interfaces::Localhost => (Ipv4Addr::LOCALHOST, vec![Ipv4Addr::LOCALHOST]),
             n => (Ipv4Addr::UNSPECIFIED, n.local_addrs()),

@@ -160,6 +160,7 @@ impl Consumer {
         opts: ConsumerOptions,
     ) -> Result<Self, StreamError> {
         super::check_name(stream)?;
+        super::refuse_in_trusted_domain(cfg)?;
         let mut store = Store::new(opts.keep, opts.policy, opts.seed);
         if let Some((i, t)) = opts.shape {
             store.shape(i, t);
@@ -178,11 +179,15 @@ impl Consumer {
             max_producers: opts.max_producers,
         });
         let (ready_tx, ready_rx) = std_mpsc::channel();
-        let (domain, network) = (cfg.domain_id(), cfg.interfaces().clone());
+        let (domain, network, trust) = (
+            cfg.domain_id(),
+            cfg.interfaces().clone(),
+            cfg.trusted().cloned(),
+        );
         let engine_shared = shared.clone();
         let name = stream.to_owned();
         let mut engine = NodeThread::spawn("amlip-consumer", move |shutdown| async move {
-            let setup = Participant::new(domain, &network).and_then(|p| {
+            let setup = Participant::with_trust(domain, &network, trust.as_ref()).and_then(|p| {
                 let r = p.reader::<ProducerInfo>(wire::TOPIC, Profile::NodeInfo)?;
                 Ok((p, r))
             });

@@ -120,6 +120,7 @@ impl Producer {
         opts: ProducerOptions,
     ) -> Result<Self, StreamError> {
         super::check_name(stream)?;
+        super::refuse_in_trusted_domain(cfg)?;
         let ip = match cfg.interfaces() {
             Network::Localhost => Ipv4Addr::LOCALHOST,
             _ => Ipv4Addr::UNSPECIFIED,
@@ -148,11 +149,15 @@ impl Producer {
             ended: false,
         };
         let (ready_tx, ready_rx) = std_mpsc::channel();
-        let (domain, network) = (cfg.domain_id(), cfg.interfaces().clone());
+        let (domain, network, trust) = (
+            cfg.domain_id(),
+            cfg.interfaces().clone(),
+            cfg.trusted().cloned(),
+        );
         let engine_shared = shared.clone();
         let mut engine = NodeThread::spawn("amlip-producer", move |shutdown| async move {
             let setup = (|| {
-                let participant = Participant::new(domain, &network)?;
+                let participant = Participant::with_trust(domain, &network, trust.as_ref())?;
                 let writer = participant.writer::<ProducerInfo>(wire::TOPIC, Profile::NodeInfo)?;
                 let listener = TcpListener::from_std(listener)
                     .map_err(|e| StreamError::Io(format!("cannot listen for consumers: {e}")))?;

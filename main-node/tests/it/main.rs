@@ -16,3 +16,4 @@ mod pipeline;
 mod processes;
 mod simulations;
 mod train;
+mod trusted;
