@@ -1,5 +1,7 @@
 //! Node settings as Python passes them: a name, an optional domain (else `AMLIP_DOMAIN`, else
-//! AML-IP's 166) and an optional network (else `AMLIP_NETWORK`, else every interface).
+//! AML-IP's 166) and an optional network (else `AMLIP_NETWORK`, else every interface). With
+//! `AMLIP_TRUST=DIR/NAME` every node joins that trusted domain (as `--trust` does for the
+//! binaries) under its certificate's name.
 
 use std::sync::Once;
 
@@ -27,7 +29,15 @@ pub fn node(name: &str, domain: Option<u16>, network: Option<&str>) -> PyResult<
     let network: Network = network
         .parse()
         .map_err(|e| argument(format!("network {network:?}: {e}")))?;
-    Ok(NodeConfig::new(name).domain(domain).network(network))
+    let cfg = NodeConfig::new(name).domain(domain).network(network);
+    match std::env::var("AMLIP_TRUST") {
+        Ok(t) if !t.trim().is_empty() => {
+            let trust = amlip_core::trust::Trust::load(t.trim())
+                .map_err(|e| argument(format!("AMLIP_TRUST: {e}")))?;
+            Ok(cfg.trust(trust))
+        }
+        _ => Ok(cfg),
+    }
 }
 
 fn check_domain(d: u16) -> PyResult<u16> {
