@@ -404,7 +404,7 @@ impl DirectPath {
             let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
             let _ = tcp.set_nodelay(true);
             let mut stream = match &self.tls {
-                Some(tls) => tls.connect(tcp, peer.name()).await?,
+                Some(tls) => tls.connect(tcp, Some(peer.name())).await?,
                 None => Link::Plain(tcp),
             };
             let hello = DirectHello {

@@ -13,7 +13,7 @@
 //! certificate's dates).
 
 pub mod setup;
-pub(crate) mod tls;
+pub mod tls;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

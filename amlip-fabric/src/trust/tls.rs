@@ -1,7 +1,8 @@
 //! The direct path's mutual TLS: both sides present their identity certificate, check the
 //! other's against the domain's identity CA (rustls and webpki, TLS 1.3 only), and, once the
 //! handshake is done, its common name against the node they expect (the hello names it).
-//! [`Link`] is a direct-path connection, plain or TLS, so the path's code is one.
+//! [`Link`] is a connection, plain or TLS, so the code over it is one. Sample streams use the
+//! same, checking membership only (their ends are known by stream, not by node name).
 
 use std::io;
 use std::pin::Pin;
@@ -25,13 +26,15 @@ use super::{common_name, Trust, TrustError};
 
 /// A node's TLS sides, made once from its [`Trust`].
 #[derive(Clone)]
-pub(crate) struct Tls {
+pub struct Tls {
     connector: TlsConnector,
     acceptor: TlsAcceptor,
 }
 
 impl Tls {
-    pub(crate) fn new(trust: &Trust) -> Result<Self, TrustError> {
+    /// Client and server configurations presenting `trust`'s certificate and accepting only
+    /// certificates of its domain's identity CA.
+    pub fn new(trust: &Trust) -> Result<Self, TrustError> {
         let t = &trust.inner;
         let setup = |e: &dyn std::fmt::Display| TrustError::Setup(format!("TLS: {e}"));
         // AES-128-GCM first: the cheapest suite on CPUs with AES instructions (10 MB payloads).
@@ -77,8 +80,8 @@ impl Tls {
         })
     }
 
-    /// The client side of a handshake with the node named `expect`.
-    pub(crate) async fn connect(&self, tcp: TcpStream, expect: &str) -> Result<Link, String> {
+    /// The client side of a handshake with a member of the domain, named `expect` if given.
+    pub async fn connect(&self, tcp: TcpStream, expect: Option<&str>) -> Result<Link, String> {
         // The name is checked after the handshake (node names need not be DNS names).
         let name = ServerName::try_from("amlip-node").expect("a valid DNS name");
         let s = self
@@ -87,7 +90,7 @@ impl Tls {
             .await
             .map_err(|e| format!("TLS handshake: {e}"))?;
         let got = peer_name(s.get_ref().1.peer_certificates());
-        if got.as_deref() != Some(expect) {
+        if let Some(expect) = expect.filter(|e| got.as_deref() != Some(*e)) {
             return Err(format!(
                 "its certificate is {}'s, not {expect}'s",
                 got.as_deref().unwrap_or("nobody")
@@ -97,7 +100,7 @@ impl Tls {
     }
 
     /// The server side of a handshake; the peer's certificate name with the connection.
-    pub(crate) async fn accept(&self, tcp: TcpStream) -> Result<(Link, String), String> {
+    pub async fn accept(&self, tcp: TcpStream) -> Result<(Link, String), String> {
         let s = self.acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
         let name = peer_name(s.get_ref().1.peer_certificates())
             .ok_or_else(|| "its certificate has no common name".to_string())?;
@@ -153,16 +156,20 @@ impl ServerCertVerifier for DomainServerVerifier {
     }
 }
 
-/// A direct-path connection: plain TCP in an open domain, TLS in a trusted one.
-pub(crate) enum Link {
+/// A connection of a node's own (the direct path, sample streams): plain TCP in an open
+/// domain, TLS in a trusted one. Writers must flush: TLS holds what it encrypted until then.
+pub enum Link {
+    /// An open domain's connection.
     Plain(TcpStream),
+    /// The side that connected, in a trusted domain.
     Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// The side that accepted, in a trusted domain.
     Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
 impl Link {
     /// The TCP connection underneath.
-    pub(crate) fn tcp(&self) -> &TcpStream {
+    pub fn tcp(&self) -> &TcpStream {
         match self {
             Self::Plain(s) => s,
             Self::Client(s) => s.get_ref().0,

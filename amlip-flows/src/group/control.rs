@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::seal::{hex, unhex, GroupKey, Opener, Sealer, SALT};
+
 /// Longest control line accepted (a peer's input: bounded).
 const MAX_LINE: u64 = 64 * 1024;
 /// Most connections served at once (workers, re-sent jobs, strangers).
@@ -101,7 +103,9 @@ struct State {
     group: u64,
     generation: u32,
     world: u32,
-    joined: BTreeMap<u32, (SocketAddr, TcpStream)>,
+    joined: BTreeMap<u32, (SocketAddr, Tx)>,
+    /// The group's key in a trusted domain: every line is sealed.
+    key: Option<GroupKey>,
     running: bool,
     aborted: bool,
     steps: BTreeMap<u64, Vec<(u32, StepReport)>>,
@@ -119,12 +123,18 @@ pub(crate) struct Coordinator {
 impl Coordinator {
     /// Listens on `ip` (unspecified: every interface), announcing `announce` (with the port
     /// chosen) to workers.
-    pub fn start(ip: Ipv4Addr, announce: &[Ipv4Addr], group: u64) -> std::io::Result<Coordinator> {
+    pub fn start(
+        ip: Ipv4Addr,
+        announce: &[Ipv4Addr],
+        group: u64,
+        key: Option<GroupKey>,
+    ) -> std::io::Result<Coordinator> {
         let listener = TcpListener::bind((ip, 0))?;
         let port = listener.local_addr()?.port();
         listener.set_nonblocking(true)?;
         let state = Arc::new(Mutex::new(State {
             group,
+            key,
             ..State::default()
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -152,7 +162,7 @@ impl Coordinator {
     pub fn begin(&self, generation: u32, world: u32) {
         let mut s = self.state.lock().expect("control lock");
         for (_, (_, c)) in std::mem::take(&mut s.joined) {
-            let _ = c.shutdown(std::net::Shutdown::Both);
+            c.shutdown();
         }
         s.generation = generation;
         s.world = world;
@@ -205,26 +215,104 @@ fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>, stop: Arc<Atomic
     }
 }
 
-pub(crate) fn send(s: &mut TcpStream, msg: &impl Serialize) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(msg).expect("control messages serialise");
-    line.push(b'\n');
-    s.write_all(&line)
+/// A control connection's sending half; in a trusted group its salt goes first and every
+/// line is sealed (hex of the sealed JSON).
+pub(crate) struct Tx {
+    s: TcpStream,
+    seal: Option<Sealer>,
 }
 
-/// Reads one line (at most [`MAX_LINE`] bytes): `Ok(None)` on a timeout, `Err` at the end of
-/// the stream or on a malformed line.
-pub(crate) fn recv<T: for<'de> Deserialize<'de>>(
-    r: &mut BufReader<TcpStream>,
-) -> Result<Option<T>, String> {
+impl Tx {
+    pub fn new(mut s: TcpStream, key: Option<&GroupKey>) -> std::io::Result<Self> {
+        let seal = match key {
+            None => None,
+            Some(k) => {
+                let (sealer, salt) = Sealer::new(k).map_err(std::io::Error::other)?;
+                s.write_all(format!("{}\n", hex(&salt)).as_bytes())?;
+                Some(sealer)
+            }
+        };
+        Ok(Self { s, seal })
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.s.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// A control connection's receiving half (opens sealed lines in a trusted group).
+pub(crate) struct Rx {
+    r: BufReader<TcpStream>,
+    key: Option<GroupKey>,
+    open: Option<Opener>,
+}
+
+impl Rx {
+    pub fn new(s: TcpStream, key: Option<&GroupKey>) -> Self {
+        Self {
+            r: BufReader::new(s),
+            key: key.cloned(),
+            open: None,
+        }
+    }
+}
+
+pub(crate) fn send(tx: &mut Tx, msg: &impl Serialize) -> std::io::Result<()> {
+    let json = serde_json::to_vec(msg).expect("control messages serialise");
+    let mut line = match &mut tx.seal {
+        None => json,
+        Some(sealer) => {
+            let mut b = json;
+            sealer.seal(&mut b);
+            hex(&b).into_bytes()
+        }
+    };
+    line.push(b'\n');
+    tx.s.write_all(&line)
+}
+
+/// Reads one message (a line of at most [`MAX_LINE`] bytes): `Ok(None)` on a timeout, `Err`
+/// at the end of the stream or on a malformed (or, sealed, unopenable) line.
+pub(crate) fn recv<T: for<'de> Deserialize<'de>>(rx: &mut Rx) -> Result<Option<T>, String> {
+    loop {
+        let Some(line) = read_line(&mut rx.r)? else {
+            return Ok(None);
+        };
+        let line = &line[..line.len() - 1];
+        let json = match (&rx.key, &mut rx.open) {
+            (None, _) => line.to_vec(),
+            (Some(key), None) => {
+                let salt = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(unhex)
+                    .filter(|b| b.len() == SALT)
+                    .ok_or("the first control line is not the sealed channel's salt")?;
+                rx.open = Some(Opener::new(key, &salt.try_into().expect("16 bytes")));
+                continue;
+            }
+            (Some(_), Some(opener)) => {
+                let mut b = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(unhex)
+                    .ok_or("a sealed control line that is not hex")?;
+                opener.open(&mut b)?.to_vec()
+            }
+        };
+        return serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| format!("malformed control line: {e}"));
+    }
+}
+
+/// One line, newline included: `Ok(None)` on a timeout before any byte.
+fn read_line(r: &mut BufReader<TcpStream>) -> Result<Option<Vec<u8>>, String> {
     let mut line = Vec::new();
     match r.by_ref().take(MAX_LINE).read_until(b'\n', &mut line) {
         Ok(0) => Err("connection closed".into()),
         Ok(_) if !line.ends_with(b"\n") => Err(format!(
             "a control line longer than {MAX_LINE} bytes or cut short"
         )),
-        Ok(_) => serde_json::from_slice(&line)
-            .map(Some)
-            .map_err(|e| format!("malformed control line: {e}")),
+        Ok(_) => Ok(Some(line)),
         Err(e)
             if matches!(
                 e.kind(),
@@ -245,10 +333,11 @@ pub(crate) fn recv<T: for<'de> Deserialize<'de>>(
 fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let Ok(mut writer) = stream.try_clone() else {
+    let key = state.lock().expect("control lock").key.clone();
+    let Ok(mut writer) = stream.try_clone().and_then(|w| Tx::new(w, key.as_ref())) else {
         return;
     };
-    let mut reader = BufReader::new(stream);
+    let mut reader = Rx::new(stream, key.as_ref());
     let started = Instant::now();
     let join = loop {
         match recv::<ToMain>(&mut reader) {
@@ -298,8 +387,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             let _ = send(&mut writer, &ToWorker::Stale(why));
             return;
         }
-        let Ok(w) = writer.try_clone() else { return };
-        s.joined.insert(rank, (ring, w));
+        s.joined.insert(rank, (ring, writer));
         if s.joined.len() == s.world as usize {
             s.running = true;
             let peers: Vec<SocketAddr> = s.joined.values().map(|(a, _)| *a).collect();

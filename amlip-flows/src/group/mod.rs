@@ -16,6 +16,7 @@
 
 pub(crate) mod control;
 pub(crate) mod ring;
+pub(crate) mod seal;
 mod worker;
 
 use std::net::SocketAddr;
@@ -66,6 +67,11 @@ pub struct GroupJob {
     pub step_timeout_s: f64,
     /// Pixel standardisation: `(x / 255 - mean) / std`.
     pub pixels: (f32, f32),
+    /// In a trusted domain: the key (hex) that seals the group's control and ring
+    /// connections. It reaches the worker inside this job, which crosses the domain's DDS
+    /// Security or the direct path's TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// How a worker's job ended.
@@ -140,8 +146,14 @@ pub fn measure_ring(
                         generation: 1,
                         rank: rank as u32,
                     };
-                    let mut r =
-                        ring::Ring::form(me, &peers, l, timeout, &ring::RingBreaker::default())?;
+                    let mut r = ring::Ring::form(
+                        me,
+                        &peers,
+                        l,
+                        timeout,
+                        &ring::RingBreaker::default(),
+                        None,
+                    )?;
                     let mut v = vec![1.0f32; values];
                     r.all_reduce(&mut v)?; // warm-up
                     let t = std::time::Instant::now();

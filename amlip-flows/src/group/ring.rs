@@ -9,6 +9,8 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::seal::{GroupKey, Opener, Sealer, SALT, TAG};
+
 /// Bytes a ring connection opens with: magic, group, generation, rank of the sender.
 const HELLO: usize = 4 + 8 + 4 + 4;
 const MAGIC: &[u8; 4] = b"AMLR";
@@ -41,9 +43,11 @@ impl Member {
 pub(crate) struct Ring {
     rank: usize,
     world: usize,
-    next: Option<TcpStream>,
-    prev: Option<TcpStream>,
+    next: Option<(TcpStream, Option<Sealer>)>,
+    prev: Option<(TcpStream, Option<Opener>)>,
     tmp: Vec<f32>,
+    /// A sealed frame's bytes (trusted groups).
+    buf: Vec<u8>,
 }
 
 /// Breaks a ring's links from another thread, so that a blocked all-reduce returns at once.
@@ -84,6 +88,7 @@ impl Ring {
         listener: &TcpListener,
         timeout: Duration,
         breaker: &RingBreaker,
+        key: Option<&GroupKey>,
     ) -> Result<Ring, RingError> {
         let world = peers.len();
         let rank = me.rank as usize;
@@ -93,6 +98,7 @@ impl Ring {
             next: None,
             prev: None,
             tmp: Vec::new(),
+            buf: Vec::new(),
         };
         if world <= 1 {
             return Ok(ring);
@@ -100,13 +106,26 @@ impl Ring {
         let deadline = Instant::now() + timeout;
         let next_addr = peers[(rank + 1) % world];
         let connect = std::thread::scope(|s| {
-            let dialer = s.spawn(|| -> Result<TcpStream, RingError> {
+            let dialer = s.spawn(|| -> Result<(TcpStream, Option<Sealer>), RingError> {
                 loop {
                     match TcpStream::connect_timeout(&next_addr, Duration::from_secs(2)) {
                         Ok(mut t) => {
-                            t.write_all(&me.hello())
-                                .map_err(|e| RingError(format!("ring link to {next_addr}: {e}")))?;
-                            return Ok(t);
+                            let link = |e: std::io::Error| {
+                                RingError(format!("ring link to {next_addr}: {e}"))
+                            };
+                            // Sealed: the salt in clear, then the hello sealed.
+                            let mut hello = me.hello().to_vec();
+                            let sealer = match key {
+                                None => None,
+                                Some(k) => {
+                                    let (mut sealer, salt) = Sealer::new(k).map_err(RingError)?;
+                                    t.write_all(&salt).map_err(link)?;
+                                    sealer.seal(&mut hello);
+                                    Some(sealer)
+                                }
+                            };
+                            t.write_all(&hello).map_err(link)?;
+                            return Ok((t, sealer));
                         }
                         Err(e) if Instant::now() > deadline => {
                             return Err(RingError(format!(
@@ -117,11 +136,11 @@ impl Ring {
                     }
                 }
             });
-            let prev = accept_prev(me, world, listener, deadline);
+            let prev = accept_prev(me, world, listener, deadline, key);
             (dialer.join().expect("the dialer does not panic"), prev)
         });
         let (next, prev) = (connect.0?, connect.1?);
-        for s in [&next, &prev] {
+        for s in [&next.0, &prev.0] {
             let _ = s.set_nodelay(true);
             s.set_read_timeout(Some(timeout))
                 .and_then(|_| s.set_write_timeout(Some(timeout)))
@@ -172,9 +191,29 @@ impl Ring {
         );
         let send: &[u8] = bytemuck::cast_slice(out);
         let recv: &mut [u8] = bytemuck::cast_slice_mut(&mut self.tmp[..]);
+        let buf = &mut self.buf;
         let (sent, got) = std::thread::scope(|s| {
-            let sender = s.spawn(move || next.write_all(send));
-            let got = prev.read_exact(recv);
+            let sender = s.spawn(move || match &mut next.1 {
+                None => next.0.write_all(send),
+                Some(sealer) => {
+                    // One copy: sealed in place in a buffer of its own.
+                    let mut sealed = Vec::with_capacity(send.len() + TAG);
+                    sealed.extend_from_slice(send);
+                    sealer.seal(&mut sealed);
+                    next.0.write_all(&sealed)
+                }
+            });
+            let got = match &mut prev.1 {
+                None => prev.0.read_exact(recv),
+                Some(opener) => {
+                    buf.resize(recv.len() + TAG, 0);
+                    prev.0.read_exact(buf).and_then(|()| {
+                        let plain = opener.open(buf).map_err(std::io::Error::other)?;
+                        recv.copy_from_slice(plain);
+                        Ok(())
+                    })
+                }
+            };
             (sender.join().expect("the sender does not panic"), got)
         });
         sent.map_err(|e| {
@@ -199,7 +238,8 @@ fn accept_prev(
     world: usize,
     listener: &TcpListener,
     deadline: Instant,
-) -> Result<TcpStream, RingError> {
+    key: Option<&GroupKey>,
+) -> Result<(TcpStream, Option<Opener>), RingError> {
     let want = Member {
         rank: ((me.rank as usize + world - 1) % world) as u32,
         ..me
@@ -212,9 +252,8 @@ fn accept_prev(
             Ok((mut s, _)) => {
                 let _ = s.set_nonblocking(false);
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut hello = [0u8; HELLO];
-                if s.read_exact(&mut hello).is_ok() && hello == want.hello() {
-                    return Ok(s);
+                if let Some(opener) = read_hello(&mut s, key, &want) {
+                    return Ok((s, opener));
                 }
                 tracing::warn!(
                     "dropped a ring connection that was not worker {}'s",
@@ -232,13 +271,34 @@ fn accept_prev(
     }
 }
 
+/// Reads the previous worker's hello (sealed in a trusted group, after its salt); `None` if it
+/// is not `want`'s. The opener continues the link.
+fn read_hello(s: &mut TcpStream, key: Option<&GroupKey>, want: &Member) -> Option<Option<Opener>> {
+    let Some(key) = key else {
+        let mut hello = [0u8; HELLO];
+        s.read_exact(&mut hello).ok()?;
+        return (hello == want.hello()).then_some(None);
+    };
+    let mut salt = [0u8; SALT];
+    s.read_exact(&mut salt).ok()?;
+    let mut opener = Opener::new(key, &salt);
+    let mut sealed = [0u8; HELLO + TAG];
+    s.read_exact(&mut sealed).ok()?;
+    let hello = opener.open(&mut sealed).ok()?;
+    (*hello == want.hello()).then_some(Some(opener))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_worker_ends_with_the_same_sums() {
-        for world in [1usize, 2, 3, 4] {
+    fn every_worker_ends_with_the_same_sums_plain_or_sealed() {
+        let sealed = GroupKey::random().unwrap();
+        for (world, key) in [1usize, 2, 3, 4]
+            .into_iter()
+            .flat_map(|w| [(w, None), (w, Some(&sealed))])
+        {
             let listeners: Vec<TcpListener> = (0..world)
                 .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
                 .collect();
@@ -262,6 +322,7 @@ mod tests {
                                 l,
                                 Duration::from_secs(30),
                                 &RingBreaker::default(),
+                                key,
                             )
                             .unwrap();
                             let mut v: Vec<f32> =
@@ -313,6 +374,7 @@ mod tests {
                     l1,
                     Duration::from_secs(60),
                     &RingBreaker::default(),
+                    None,
                 )
                 .unwrap();
                 std::thread::sleep(Duration::from_millis(300));
@@ -324,8 +386,15 @@ mod tests {
                 generation: 1,
                 rank: 0,
             };
-            let mut ring =
-                Ring::form(me, &peers, &listeners[0], Duration::from_secs(60), &breaker).unwrap();
+            let mut ring = Ring::form(
+                me,
+                &peers,
+                &listeners[0],
+                Duration::from_secs(60),
+                &breaker,
+                None,
+            )
+            .unwrap();
             let mut v = vec![1.0f32; 10];
             ring.all_reduce(&mut v).unwrap_err()
         });

@@ -1,7 +1,6 @@
 //! `group_train`: one worker of an all-reduce group. Joins the main's control channel, links
 //! into the ring, then steps through its shard in lockstep with the others.
 
-use std::io::BufReader;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,8 +11,9 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::control::{self, StepReport, ToMain, ToWorker};
+use super::control::{self, Rx, StepReport, ToMain, ToWorker, Tx};
 use super::ring::{Member, Ring, RingBreaker};
+use super::seal::GroupKey;
 use super::{Ending, GroupJob, GroupResult, Times};
 use crate::error::BoxError;
 use crate::job::JobContext;
@@ -54,7 +54,8 @@ impl JobKind for GroupTrain {
             times: Times::default(),
         };
 
-        let (mut writer, reader, listener) = join_control(&cfg, timeout)?;
+        let key = cfg.key.as_deref().map(GroupKey::from_hex).transpose()?;
+        let (mut writer, reader, listener) = join_control(&cfg, timeout, key.as_ref())?;
         let mut reader = reader;
         let forming = Instant::now();
         let peers = loop {
@@ -87,7 +88,7 @@ impl JobKind for GroupTrain {
         };
         let breaker = RingBreaker::default();
         let _watch = Watcher::start(reader, breaker.clone());
-        let mut ring = match Ring::form(me, &peers, &listener, timeout, &breaker) {
+        let mut ring = match Ring::form(me, &peers, &listener, timeout, &breaker, key.as_ref()) {
             Ok(r) => r,
             Err(e) => {
                 return Ok(regroup(
@@ -247,7 +248,8 @@ fn check(cfg: &GroupJob) -> Result<(), BoxError> {
 fn join_control(
     cfg: &GroupJob,
     timeout: Duration,
-) -> Result<(TcpStream, BufReader<TcpStream>, TcpListener), BoxError> {
+    key: Option<&GroupKey>,
+) -> Result<(Tx, Rx, TcpListener), BoxError> {
     let mut last = String::new();
     for addr in &cfg.control {
         match TcpStream::connect_timeout(addr, Duration::from_secs(5)) {
@@ -257,7 +259,7 @@ fn join_control(
                 let ring: SocketAddr = listener.local_addr()?;
                 s.set_read_timeout(Some(Duration::from_millis(200)))?;
                 s.set_write_timeout(Some(timeout))?;
-                let mut w = s.try_clone()?;
+                let mut w = Tx::new(s.try_clone()?, key)?;
                 control::send(
                     &mut w,
                     &ToMain::Join {
@@ -267,7 +269,7 @@ fn join_control(
                         ring,
                     },
                 )?;
-                return Ok((w, BufReader::new(s), listener));
+                return Ok((w, Rx::new(s, key), listener));
             }
             Err(e) => last = format!("{addr}: {e}"),
         }
@@ -279,7 +281,7 @@ fn join_control(
 fn regroup(
     net: &Network,
     mut r: GroupResult,
-    w: &mut TcpStream,
+    w: &mut Tx,
     why: String,
     params: &[f32],
     state: &OptimState,
@@ -309,7 +311,7 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn start(mut reader: BufReader<TcpStream>, breaker: RingBreaker) -> Watcher {
+    fn start(mut reader: Rx, breaker: RingBreaker) -> Watcher {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let handle = std::thread::Builder::new()

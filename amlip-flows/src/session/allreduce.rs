@@ -12,6 +12,7 @@ use crate::dataset::{self, Dataset, Features, Sharding, Target};
 use crate::dds::Network as Interfaces;
 use crate::error::JobError;
 use crate::group::control::{Coordinator, Seen};
+use crate::group::seal::GroupKey;
 use crate::group::{Ending, GroupJob, GroupResult, Times};
 use crate::kind::JobKind;
 use crate::nn::{self, Network, OptimState, Optimizer, Spec};
@@ -172,20 +173,19 @@ impl AllReduce {
         self.check(&net, train, test)?;
         let pixels = pixel_stats(train);
         let main = runner.main;
-        if main.is_trusted() {
-            return Err(SessionError::Config(
-                "all-reduce training is not yet available in a trusted domain: the group's \
-                 ring exchanges gradients over TCP connections of its own, which are not TLS \
-                 yet (it refuses to run rather than send in clear); train with FedAvg instead"
-                    .into(),
-            ));
-        }
+        // In a trusted domain the group's own connections are sealed with a key that reaches
+        // the workers inside their jobs (secured like every job).
+        let key = if main.is_trusted() {
+            Some(GroupKey::random().map_err(SessionError::Config)?)
+        } else {
+            None
+        };
         let (bind, announce) = match main.interfaces() {
             Interfaces::Localhost => (Ipv4Addr::LOCALHOST, vec![Ipv4Addr::LOCALHOST]),
             n => (Ipv4Addr::UNSPECIFIED, n.local_addrs()),
         };
         let group = rand::random::<u64>();
-        let coordinator = Coordinator::start(bind, &announce, group).map_err(|e| {
+        let coordinator = Coordinator::start(bind, &announce, group, key.clone()).map_err(|e| {
             SessionError::Config(format!("cannot open the group's control channel: {e}"))
         })?;
         let mut ck = Checkpoint {
@@ -261,6 +261,7 @@ impl AllReduce {
                     threads: self.threads,
                     step_timeout_s: self.step_timeout.as_secs_f64(),
                     pixels,
+                    key: key.as_ref().map(GroupKey::to_hex),
                 };
                 jobs.push((
                     rank,

@@ -19,6 +19,7 @@ use crate::cancel::CancelToken;
 use crate::config::NodeConfig;
 use crate::dds::{Participant, Profile};
 use crate::runtime::{NodeThread, Shutdown};
+use crate::trust::tls::{Link as Connection, Tls};
 
 /// What a consumer keeps and expects.
 #[derive(Debug, Clone)]
@@ -109,6 +110,8 @@ struct Shared {
     changed: Condvar,
     silence: Duration,
     max_producers: usize,
+    /// TLS to producers, in a trusted domain.
+    tls: Option<Tls>,
 }
 
 impl Shared {
@@ -160,7 +163,7 @@ impl Consumer {
         opts: ConsumerOptions,
     ) -> Result<Self, StreamError> {
         super::check_name(stream)?;
-        super::refuse_in_trusted_domain(cfg)?;
+        let tls = super::tls_of(cfg.trusted())?;
         let mut store = Store::new(opts.keep, opts.policy, opts.seed);
         if let Some((i, t)) = opts.shape {
             store.shape(i, t);
@@ -177,6 +180,7 @@ impl Consumer {
             changed: Condvar::new(),
             silence: opts.silence,
             max_producers: opts.max_producers,
+            tls,
         });
         let (ready_tx, ready_rx) = std_mpsc::channel();
         let (domain, network, trust) = (
@@ -468,12 +472,19 @@ async fn read_producer(
             Err(_) => why = format!("cannot connect to {to}: timed out"),
         }
     }
-    let mut conn = conn.ok_or(why)?;
+    let conn = conn.ok_or(why)?;
     let _ = conn.set_nodelay(true);
+    let mut conn = match &shared.tls {
+        None => Connection::Plain(conn),
+        Some(tls) => tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(conn, None))
+            .await
+            .map_err(|_| "no TLS handshake in time".to_string())??,
+    };
     let from = shared.lock().producers[i].next_seq;
     conn.write_all(&wire::hello(id, from))
         .await
         .map_err(|e| format!("hello: {e}"))?;
+    conn.flush().await.map_err(|e| format!("hello: {e}"))?;
     shared.update(i, |e| {
         e.link = Link::Live;
         e.last_heard = Instant::now();
@@ -534,6 +545,7 @@ async fn read_producer(
             wire::END if len == 8 => {
                 let total = word_pair(&body[..2]);
                 let _ = conn.write_all(&[1]).await;
+                let _ = conn.flush().await;
                 shared.update(i, |e| {
                     e.announced = e.announced.max(total);
                     if e.next_seq < total {

@@ -37,6 +37,8 @@ pub use wire::{MAX_FRAME, MAX_STREAM_NAME};
 
 use std::time::Duration;
 
+use crate::trust::tls::Tls;
+
 /// Why a stream operation failed. Each names what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -245,16 +247,10 @@ impl ProducerCounts {
     }
 }
 
-/// Sample streams carry their samples over TCP connections of their own, not TLS yet: in a
-/// trusted domain they refuse to start rather than send in clear.
-fn refuse_in_trusted_domain(cfg: &crate::config::NodeConfig) -> Result<(), StreamError> {
-    match cfg.trusted() {
-        None => Ok(()),
-        Some(_) => Err(StreamError::Io(
-            "sample streams are not yet available in a trusted domain: producers send samples \
-             over TCP connections of their own, which are not TLS yet (they refuse to run \
-             rather than send in clear)"
-                .into(),
-        )),
-    }
+/// The TLS sides of a trusted domain's stream connections (`None` in an open domain).
+fn tls_of(trust: Option<&crate::trust::Trust>) -> Result<Option<Tls>, StreamError> {
+    trust
+        .map(Tls::new)
+        .transpose()
+        .map_err(|e| StreamError::Io(format!("trusted domain: {e}")))
 }

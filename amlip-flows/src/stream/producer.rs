@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::wire::{self, ProducerInfo};
@@ -18,6 +18,7 @@ use crate::cancel::CancelToken;
 use crate::config::NodeConfig;
 use crate::dds::{Network, Participant, Profile};
 use crate::runtime::{NodeThread, Shutdown};
+use crate::trust::tls::{Link, Tls};
 
 /// How a producer retains what it published.
 #[derive(Debug, Clone)]
@@ -120,7 +121,6 @@ impl Producer {
         opts: ProducerOptions,
     ) -> Result<Self, StreamError> {
         super::check_name(stream)?;
-        super::refuse_in_trusted_domain(cfg)?;
         let ip = match cfg.interfaces() {
             Network::Localhost => Ipv4Addr::LOCALHOST,
             _ => Ipv4Addr::UNSPECIFIED,
@@ -157,16 +157,18 @@ impl Producer {
         let engine_shared = shared.clone();
         let mut engine = NodeThread::spawn("amlip-producer", move |shutdown| async move {
             let setup = (|| {
+                let tls = super::tls_of(trust.as_ref())?;
                 let participant = Participant::with_trust(domain, &network, trust.as_ref())?;
                 let writer = participant.writer::<ProducerInfo>(wire::TOPIC, Profile::NodeInfo)?;
                 let listener = TcpListener::from_std(listener)
                     .map_err(|e| StreamError::Io(format!("cannot listen for consumers: {e}")))?;
-                Ok::<_, StreamError>((participant, writer, listener))
+                Ok::<_, StreamError>((participant, writer, listener, tls))
             })();
             match setup {
-                Ok((_participant, writer, listener)) => {
+                Ok((_participant, writer, listener, tls)) => {
                     let _ = ready_tx.send(Ok(()));
-                    let accept = accept_loop(listener, engine_shared.clone(), id, shutdown.clone());
+                    let accept =
+                        accept_loop(listener, tls, engine_shared.clone(), id, shutdown.clone());
                     let announce =
                         announce_loop(writer, info, engine_shared, opts.heartbeat, shutdown);
                     tokio::join!(accept, announce);
@@ -303,14 +305,37 @@ async fn announce_loop(
 }
 
 /// Accepts consumers, each served by its own task.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, id: u64, mut shutdown: Shutdown) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<Tls>,
+    shared: Arc<Shared>,
+    id: u64,
+    mut shutdown: Shutdown,
+) {
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
             accepted = listener.accept() => match accepted {
                 Ok((conn, peer)) => {
                     let shared = shared.clone();
+                    let tls = tls.clone();
                     tokio::task::spawn_local(async move {
+                        let _ = conn.set_nodelay(true);
+                        // In a trusted domain only members get a byte of the stream.
+                        let conn = match tls {
+                            None => Link::Plain(conn),
+                            Some(tls) => match tokio::time::timeout(HELLO_TIMEOUT, tls.accept(conn)).await {
+                                Ok(Ok((link, _))) => link,
+                                Ok(Err(e)) => {
+                                    tracing::warn!("trusted domain: refused consumer {peer}: {e}");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::warn!("trusted domain: refused consumer {peer}: no TLS handshake within {HELLO_TIMEOUT:?}");
+                                    return;
+                                }
+                            },
+                        };
                         shared.lock().connected += 1;
                         if let Err(e) = serve(conn, &shared, id).await {
                             tracing::info!("consumer {peer}: {e}");
@@ -333,8 +358,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Sends one consumer everything from the sequence number it asks for, as it is published.
-async fn serve(mut conn: TcpStream, shared: &Shared, id: u64) -> Result<(), String> {
-    let _ = conn.set_nodelay(true);
+async fn serve(mut conn: Link, shared: &Shared, id: u64) -> Result<(), String> {
     let mut hello = [0u8; 24];
     tokio::time::timeout(HELLO_TIMEOUT, conn.read_exact(&mut hello))
         .await
@@ -370,8 +394,12 @@ async fn serve(mut conn: TcpStream, shared: &Shared, id: u64) -> Result<(), Stri
                 .await
                 .map_err(|e| format!("sending: {e}"))?;
         }
+        conn.flush().await.map_err(|e| format!("sending: {e}"))?;
         if let Some(total) = end {
             conn.write_all(&wire::frame(wire::END, &total.to_le_bytes()))
+                .await
+                .map_err(|e| format!("sending the end: {e}"))?;
+            conn.flush()
                 .await
                 .map_err(|e| format!("sending the end: {e}"))?;
             let mut ack = [0u8; 1];
@@ -389,6 +417,7 @@ async fn serve(mut conn: TcpStream, shared: &Shared, id: u64) -> Result<(), Stri
                     conn.write_all(&wire::frame(wire::KEEPALIVE, &[]))
                         .await
                         .map_err(|e| format!("keepalive: {e}"))?;
+                    conn.flush().await.map_err(|e| format!("keepalive: {e}"))?;
                 }
             }
         }

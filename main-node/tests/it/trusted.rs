@@ -482,3 +482,106 @@ fn the_fast_dds_peer_joins_with_the_domain_s_files_and_not_without() {
         node.output()
     );
 }
+
+/// Sample streams in a trusted domain: two producer ranks stream over TLS to a member trainer,
+/// which counts every sample; a trainer with no identity finds no producer.
+#[test]
+fn sample_streams_flow_to_members_only() {
+    let d = domain();
+    let t = TrustDir::new(&d, "streams", &[("sim", "any")]);
+    let sim = t.node("sim");
+    let dom = d.arg();
+    let base = ["--domain", dom.as_str(), "--network", "localhost"];
+    let producers: Vec<Proc> = (0..2)
+        .map(|r| {
+            let rank = r.to_string();
+            let mut args = base.to_vec();
+            args.extend_from_slice(&["--trust", &sim, "produce", "--stream", "s", "--rank"]);
+            args.extend_from_slice(&[&rank, "--every", "50ms", "--batch", "16"]);
+            args.extend_from_slice(&["--iterations", "10", "--readers", "1"]);
+            Proc::spawn("producer", main_node(), &args, &[])
+        })
+        .collect();
+    for p in &producers {
+        assert!(
+            p.wait_for("iteration 5:", Duration::from_secs(120)),
+            "{}",
+            p.output()
+        );
+    }
+    let (ok, out) = run_main(
+        &d,
+        None,
+        &["online", "--stream", "s", "--wait", "3s"],
+        Duration::from_secs(120),
+    );
+    assert!(!ok && out.contains("no producer of stream \"s\""), "{out}");
+    let (ok, out) = run_main(
+        &d,
+        Some(&sim),
+        &["online", "--stream", "s", "--producers", "2"],
+        Duration::from_secs(300),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("samples: 320 produced, 320 received, 320 kept, 0 rejected"),
+        "{out}"
+    );
+    for mut p in producers {
+        let status = p
+            .wait_exit(Duration::from_secs(120))
+            .expect("a producer ends");
+        let o = p.output();
+        assert!(
+            status.success() && o.contains("160 samples produced; read whole by 1 trainer(s)"),
+            "{o}"
+        );
+        assert!(
+            o.contains("it has no identity"),
+            "the stranger was not logged:\n{o}"
+        );
+    }
+}
+
+/// All-reduce training in a trusted domain: the group's control channel and ring are sealed
+/// with a key that reaches the workers inside their (secured) jobs; the group trains and every
+/// step's parameters agree.
+#[test]
+fn all_reduce_trains_over_sealed_group_connections() {
+    let d = domain();
+    let t = TrustDir::new(
+        &d,
+        "allreduce",
+        &[("boss", "main"), ("worker", "computing")],
+    );
+    let _nodes: Vec<Proc> = (0..2)
+        .map(|i| member(&format!("W{i}"), &d, &t.node("worker"), &[]))
+        .collect();
+    let report = t.0.join("r.json");
+    let (ok, out) = run_main(
+        &d,
+        Some(&t.node("boss")),
+        &[
+            "train",
+            "--model",
+            "dense",
+            "--parallel",
+            "2",
+            "--epochs",
+            "1",
+            "--limit",
+            "4000",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        Duration::from_secs(600),
+    );
+    assert!(ok, "{out}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(r["steps_checked"].as_u64().unwrap_or(0) > 0, "{out}");
+    let acc = r["epochs"][0]["score"].as_f64().unwrap();
+    assert!(
+        acc >= 0.8,
+        "dense network after one epoch of 4,000 images: {acc}\n{out}"
+    );
+}
