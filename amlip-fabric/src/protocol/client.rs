@@ -18,7 +18,9 @@ use bytes::Bytes;
 use futures::stream::StreamExt;
 use tokio::sync::mpsc;
 
-use super::core::{parse_error_payload, report_start, Inbound, Load, NodeCore, Role};
+use super::core::{
+    parse_error_payload, report_start, Inbound, Load, NodeCore, Role, CANCELLED_BY_NODE,
+};
 
 use crate::error::JobError;
 use crate::runtime::Shutdown;
@@ -760,6 +762,18 @@ impl ClientEngine {
                 return;
             }
         }
+        if let Some(message) =
+            parse_error_payload(&env.data).filter(|m| m.starts_with(CANCELLED_BY_NODE))
+        {
+            // The node gave the job up on its own (it lost sight of this main, or it is
+            // stopping): not the job's failure. Re-send it if this is its current attempt.
+            if !superseded
+                && self.jobs.contains_key(&job_id)
+                && self.resend(env.task_id, &message).await
+            {
+                return;
+            }
+        }
         let Some(job) = self.jobs.remove(&job_id) else {
             tracing::debug!(task = env.task_id, server = %env.server_id, "late duplicate solution dropped");
             self.shared.stats.lock().expect("stats").duplicates_dropped += 1;
@@ -857,20 +871,21 @@ impl ClientEngine {
         }
     }
 
-    /// Marks `task` superseded and requests its job again under a new task id.
-    async fn resend(&mut self, task: TaskId, why: &str) {
+    /// Marks `task` superseded and requests its job again under a new task id. False if
+    /// `task` is not an assigned attempt of a pending job (nothing done).
+    async fn resend(&mut self, task: TaskId, why: &str) -> bool {
         let Some(a) = self.attempts.get_mut(&task) else {
-            return;
+            return false;
         };
         let job_id = a.job;
         let server = match &a.state {
             AttemptState::Assigned { server, .. } => server.clone(),
-            _ => return,
+            _ => return false,
+        };
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return false;
         };
         a.state = AttemptState::Superseded;
-        let Some(job) = self.jobs.get_mut(&job_id) else {
-            return;
-        };
         job.last_running = None;
         job.respond.update(
             job_id,
@@ -892,6 +907,7 @@ impl ClientEngine {
             Some(other) if !exclusive => self.hand(job_id, other),
             _ => self.request(job_id).await,
         }
+        true
     }
 
     /// Re-sends jobs whose holder is gone, stopped listing them, or kept them too long.

@@ -715,6 +715,10 @@ pub fn decoded<T: WireType + 'static>(
 /// The payload an error solution carries: readable text, so an AML-IP Python main that gets
 /// one sees why.
 pub const ERROR_PREFIX: &[u8] = b"AMLIP_ERROR: ";
+/// What an error solution's message starts with when the computing node cancelled the job on
+/// its own (it lost sight of the main, or it is stopping): not the job's failure, so an amlip
+/// main that is alive re-sends the job instead of failing it.
+pub const CANCELLED_BY_NODE: &str = "cancelled by the computing node: ";
 
 pub fn error_payload(message: &str) -> Bytes {
     let mut v = ERROR_PREFIX.to_vec();

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::stream::StreamExt;
 use tokio::sync::mpsc;
 
-use super::core::{error_payload, report_start, Inbound, Load, NodeCore, Role};
+use super::core::{error_payload, report_start, Inbound, Load, NodeCore, Role, CANCELLED_BY_NODE};
 use super::requests::{Key, OpenRequests, Pending, Verdict};
 use crate::dds::SourceTime;
 use crate::job::{Job, JobContext};
@@ -290,7 +290,21 @@ impl ServerEngine {
                 result,
             } => {
                 self.running = false;
-                self.reply_solution((client_id, task_id), result);
+                let key = (client_id, task_id);
+                let cancelled = self
+                    .held
+                    .iter()
+                    .find(|h| h.key == key)
+                    .and_then(|h| h.ctx.as_ref())
+                    .is_some_and(|c| c.is_cancelled());
+                // A job this node cancelled (its main seemed gone, or it is stopping) says so:
+                // a main that is in fact alive (a partition that healed) re-sends it rather
+                // than failing it; one that gave up on this node drops it.
+                let result = match result {
+                    Err(message) if cancelled => Err(format!("{CANCELLED_BY_NODE}{message}")),
+                    r => r,
+                };
+                self.reply_solution(key, result);
             }
         }
         self.dispatch();
