@@ -272,3 +272,25 @@ def test_training_sessions_and_pipelines_from_python(computing_node, domain, tmp
     assert dense["epochs"][-1]["score"] > 0.8 and dense["steps_checked"] > 0, dense
     with pytest.raises(amlip.Error, match="model"):
         amlip.train("forest", str(ROOT / "datasets/mnist"), limit=100, domain=domain)
+
+
+def test_amlip_trust_joins_a_trusted_domain(spawn, domain, tmp_path, monkeypatch):
+    """With AMLIP_TRUST=DIR/NAME a Python main is a member of a trusted domain: it gets its
+    jobs done by a trusted computing node; without it, it sees no node; a bad folder is named."""
+    lab = tmp_path / "lab"
+    main_node = binary("main-node")
+    for args in (["init", lab], ["add", lab, "worker", "--role", "computing"],
+                 ["add", lab, "py", "--role", "main"]):
+        subprocess.run([main_node, "trust", *map(str, args)], check=True, capture_output=True)
+    node = spawn(binary("computing-node"), "--domain", domain, "--network", "localhost",
+                 "--trust", lab / "worker", "--job", "uppercase")
+    wait_until(lambda: "serving" in node.output(), 60, "the trusted computing node started")
+    with amlip.MainNode("Stranger", domain) as stranger:
+        assert stranger.wait_for_nodes(1, 3) == 0
+    monkeypatch.setenv("AMLIP_TRUST", str(lab / "py"))
+    with amlip.MainNode("Main", domain) as main:
+        assert main.wait_for_nodes(1, 60) == 1
+        assert main.request("trusted", timeout=60) == b"TRUSTED"
+    monkeypatch.setenv("AMLIP_TRUST", str(lab / "nobody"))
+    with pytest.raises(amlip.ArgumentError, match="AMLIP_TRUST.*nobody"):
+        amlip.MainNode("Main", domain)
