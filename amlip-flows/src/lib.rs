@@ -12,7 +12,8 @@
 //!   computing nodes with independent tasks at once and bounded retries.
 //! - [`stream`]: sample streams (simulations publish samples per iteration and rank; a
 //!   consumer follows every producer, late or not, in bounded memory, counting each sample
-//!   once) and [`stream::OnlineTraining`], which trains on them as they arrive.
+//!   once) and [`stream::OnlineTraining`], which trains on them as they arrive. In a trusted
+//!   domain their connections are mutual TLS (`amlip_fabric::trust::tls`).
 //! - [`ailoop`]: the AI-in-the-loop workflow (infer, check against a cheap simulation,
 //!   retrain from an expensive one, until five successes), its simulations and training as jobs.
 //! - [`infer`]: serving models (ONNX through tract, amlip's own) to edge nodes over AML-IP's

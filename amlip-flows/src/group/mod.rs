@@ -7,6 +7,8 @@
 //! - `ring`: the all-reduce over direct TCP links between workers.
 //! - `control`: the main's rendezvous and watch channel (join, peers, step reports, abort).
 //! - `worker`: [`GroupTrain`], the `group_train` job kind a computing node runs.
+//! - `seal`: in a trusted domain, both channels sealed with AES-256-GCM under a key the main
+//!   hands the workers inside their jobs.
 //! - The main's side is the session [`AllReduce`](crate::session::AllReduce).
 //!
 //! A group that loses a member does not hang: the main sees the member's control link drop
