@@ -2,25 +2,22 @@
 //! open domain), or a certificate the domain's identity CA did not sign. rustdds reports those
 //! only in its own log (and retries a failed handshake every second); refusals for permissions
 //! reach amlip as discovery events (`amlip_fabric::dds`). This layer reads rustdds's lines and
-//! says each refused participant once, in amlip's words, at most [`PER_WINDOW`] lines per
-//! [`WINDOW`].
+//! says each refused participant once, in amlip's words, under the library's [`RefusalLog`].
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
+use crate::trust::RefusalLog;
+
 /// Where rustdds logs its discovery-side security decisions.
 pub(crate) const TARGET: &str = "rustdds::discovery::secure_discovery";
-const WINDOW: Duration = Duration::from_secs(10);
-const PER_WINDOW: u32 = 20;
 
 #[derive(Default)]
 pub(crate) struct Strangers {
-    /// Window start, lines logged in it, refusals not logged since.
-    state: Mutex<(Option<Instant>, u32, u64)>,
+    log: Mutex<RefusalLog>,
     /// Participants already logged (bounded).
     logged: Mutex<std::collections::HashSet<String>>,
 }
@@ -92,21 +89,8 @@ impl<S: Subscriber> Layer<S> for Strangers {
                 return;
             }
         }
-        let also = {
-            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if s.0.is_none_or(|t| t.elapsed() >= WINDOW) {
-                *s = (Some(Instant::now()), 0, s.2);
-            }
-            if s.1 >= PER_WINDOW {
-                s.2 += 1;
-                return;
-            }
-            s.1 += 1;
-            std::mem::take(&mut s.2)
-        };
-        let also = match also {
-            0 => String::new(),
-            n => format!(" ({n} more refused and not logged before this one)"),
+        let Some(also) = self.log.lock().unwrap_or_else(|e| e.into_inner()).admit() else {
+            return;
         };
         let vendor = match who.get(..4) {
             Some("010f") => " (eProsima Fast DDS)",

@@ -35,6 +35,7 @@ use crate::config::NodeConfig;
 use crate::dds::Network;
 use crate::transfer::{Budget, Envelope};
 use crate::trust::tls::{Link, Tls};
+use crate::trust::RefusalLog;
 use crate::wire::ext::{
     ChunkKind, DirectAck, DirectHeader, DirectHello, EXTENSION_VERSION, MAX_DIRECT_ADDRS,
     MAX_DIRECT_FRAME,
@@ -896,36 +897,11 @@ async fn write_flush(w: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io
     w.flush().await
 }
 
-/// Refused connections, logged as they happen but at most [`REFUSALS_PER_WINDOW`] lines per
-/// [`REFUSAL_WINDOW`] (a stranger knocking in a loop must not flood the log); the count of
-/// those not logged goes with the next line.
-#[derive(Default)]
-struct RefusalLog {
-    window: Option<Instant>,
-    logged: u32,
-    unlogged: u64,
-}
-
-const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
-const REFUSALS_PER_WINDOW: u32 = 20;
-
 impl DirectPath {
     fn refused(&self, from: SocketAddr, why: &str) {
-        let mut log = self.refusals.borrow_mut();
-        if log.window.is_none_or(|t| t.elapsed() >= REFUSAL_WINDOW) {
-            log.window = Some(Instant::now());
-            log.logged = 0;
+        if let Some(also) = self.refusals.borrow_mut().admit() {
+            tracing::warn!(%from, "trusted domain: refused a direct-path connection: {why}{also}");
         }
-        if log.logged >= REFUSALS_PER_WINDOW {
-            log.unlogged += 1;
-            return;
-        }
-        log.logged += 1;
-        let also = match std::mem::take(&mut log.unlogged) {
-            0 => String::new(),
-            n => format!(" ({n} more refused and not logged before this one)"),
-        };
-        tracing::warn!(%from, "trusted domain: refused a direct-path connection: {why}{also}");
     }
 }
 

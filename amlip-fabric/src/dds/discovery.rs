@@ -14,12 +14,12 @@
 //! (4 of 4 without). See `docs/fastdds-first-sample.md`.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use rustdds::{DomainParticipant, DomainParticipantStatusEvent, RTPSEntity, StatusEvented};
 
 use super::ParticipantKey;
+use crate::trust::RefusalLog;
 
 /// What [`watch`] reports.
 pub(crate) enum DiscoveryEvent {
@@ -71,22 +71,15 @@ pub(crate) fn watch(dp: &DomainParticipant) -> impl Stream<Item = DiscoveryEvent
     })
 }
 
-/// Participants a trusted node refused, logged as they happen but at most
-/// [`Refusals::PER_WINDOW`] lines per [`Refusals::WINDOW`] (a stranger restarting in a loop
-/// must not flood the log); the count of those not logged goes with the next line.
+/// Participants a trusted node refused, logged under a [`RefusalLog`].
 #[derive(Default)]
 struct Refusals {
     /// Whether each participant discovered announced DDS Security (bounded).
     secured: HashMap<[u8; 12], bool>,
-    window: Option<Instant>,
-    logged: u32,
-    unlogged: u64,
+    log: RefusalLog,
 }
 
 impl Refusals {
-    const WINDOW: Duration = Duration::from_secs(10);
-    const PER_WINDOW: u32 = 20;
-
     fn seen(&mut self, prefix: &[u8], secured: bool) {
         if self.secured.len() >= 4096 {
             self.secured.clear();
@@ -104,18 +97,8 @@ impl Refusals {
             // certificate another CA signed fails the handshake and is retried instead).
             _ => "its permissions do not let it join this domain (or its identity announcement is incomplete)",
         };
-        if self.window.is_none_or(|t| t.elapsed() >= Self::WINDOW) {
-            self.window = Some(Instant::now());
-            self.logged = 0;
-        }
-        if self.logged >= Self::PER_WINDOW {
-            self.unlogged += 1;
+        let Some(also) = self.log.admit() else {
             return;
-        }
-        self.logged += 1;
-        let also = match std::mem::take(&mut self.unlogged) {
-            0 => String::new(),
-            n => format!(" ({n} more refused and not logged before this one)"),
         };
         let vendor = match prefix.get(..2) {
             Some([1, 15]) => "eProsima Fast DDS",

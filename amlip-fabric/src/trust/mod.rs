@@ -12,6 +12,7 @@
 //! or mismatched file is named at startup (rustdds's own errors name none, and it checks no
 //! certificate's dates).
 
+pub mod refusals;
 pub mod setup;
 pub mod tls;
 
@@ -27,6 +28,7 @@ use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
 
+pub use refusals::RefusalLog;
 pub use setup::{Role, Validity};
 
 pub(crate) const IDENTITY_CA: &str = "identity_ca.pem";
