@@ -181,8 +181,8 @@ pub fn models(stats: &mut [ModelStatistics], json: bool, domain: u16) -> String 
     if !json {
         let _ = writeln!(
             out,
-            "{:<16} {:>14} {:<14} {:<7} {:<34} INPUTS",
-            "MODEL", "VERSION", "KIND", "ROLE", "NODE"
+            "{:<16} {:>14} {:<14} {:<7} {:<34} {:<8} INPUTS",
+            "MODEL", "VERSION", "KIND", "ROLE", "NODE", "ENGINE"
         );
     }
     for s in stats.iter() {
@@ -200,9 +200,15 @@ pub fn models(stats: &mut [ModelStatistics], json: bool, domain: u16) -> String 
                 };
                 let (version, kind) = (a.info.version, &a.info.kind);
                 let inputs = specs_text(&a.info.inputs);
+                // `tract: WHY` in full would push the inputs off the line: the why is in
+                // `--json` and in the serving node's log.
+                let engine = match a.info.engine.split(':').next() {
+                    Some("") | None => "?",
+                    Some(e) => e,
+                };
                 writeln!(
                     out,
-                    "{:<16} {version:>14} {kind:<14} {role:<7} {node:<34} {inputs}",
+                    "{:<16} {version:>14} {kind:<14} {role:<7} {node:<34} {engine:<8} {inputs}",
                     s.name
                 )
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use amlip_core::infer::wire::{Answer, Request};
-use amlip_core::infer::{InferError, Model, ModelServer};
+use amlip_core::infer::{InferError, Model, ModelServer, OnnxEngine};
 use amlip_core::payload::{DType, Tensor};
 use bytes::Bytes;
 
@@ -40,26 +40,103 @@ fn close(name: &str, got: &Tensor, want: &Tensor) {
 }
 
 fn run(file: &str, inputs: &[(&str, &Tensor)]) -> BTreeMap<String, Tensor> {
-    let model = Model::load(&fixtures().join(file), None).unwrap();
+    run_on(file, OnnxEngine::Auto, inputs).1
+}
+
+/// The engine that served `file` (as `ModelInfo::engine` says) and its outputs.
+fn run_on(
+    file: &str,
+    engine: OnnxEngine,
+    inputs: &[(&str, &Tensor)],
+) -> (String, BTreeMap<String, Tensor>) {
+    let bytes = Bytes::from(std::fs::read(fixtures().join(file)).unwrap());
+    let model = Model::from_bytes_on(file, 1, bytes, engine).unwrap();
     let inputs = inputs
         .iter()
         .map(|(n, t)| ((*n).to_owned(), (*t).clone()))
         .collect();
-    model.run(&inputs).unwrap()
+    (model.info().engine.clone(), model.run(&inputs).unwrap())
 }
 
 #[test]
-fn every_onnx_fixture_gives_what_onnxruntime_gave() {
+fn every_onnx_fixture_gives_what_onnxruntime_gave_on_both_engines() {
     let e = expected();
-    let out = run("cnn.onnx", &[("input", &e["cnn.input"])]);
-    close("cnn", &out["output"], &e["cnn.output"]);
-    let out = run("dense.onnx", &[("input", &e["dense.input"])]);
-    close("dense", &out["output"], &e["dense.output"]);
+    // Graphs amlip's kernels import: served by them unless tract is asked for, and the same
+    // answers (within onnxruntime's 1e-4) either way.
+    for (file, model, output) in [
+        ("cnn.onnx", "cnn", "output"),
+        ("dense.onnx", "dense", "output"),
+        ("layers.onnx", "layers", "probabilities"),
+    ] {
+        let input = &e[&format!("{model}.input")];
+        let want = &e[&format!("{model}.{output}")];
+        let (engine, ours) = run_on(file, OnnxEngine::Auto, &[("input", input)]);
+        assert_eq!(engine, "amlip", "{file}");
+        close(&format!("{model} on amlip"), &ours[output], want);
+        let (engine, tract) = run_on(file, OnnxEngine::Tract, &[("input", input)]);
+        assert!(engine.starts_with("tract"), "{file}: {engine}");
+        close(&format!("{model} on tract"), &tract[output], want);
+        close(
+            &format!("{model}: amlip against tract"),
+            &ours[output],
+            &tract[output],
+        );
+    }
+    // A batch of one and a batch cut across threads give each sample the same answer (to the
+    // last bits, which the matrix products' blocking by batch size may change).
+    let x = floats(&e["cnn.input"]);
+    let one = Tensor::new(
+        DType::F32,
+        &[1, 1, 28, 28],
+        x[784..1568]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let (_, single) = run_on("cnn.onnx", OnnxEngine::Auto, &[("input", &one)]);
+    let (_, all) = run_on("cnn.onnx", OnnxEngine::Auto, &[("input", &e["cnn.input"])]);
+    let (a, b) = (floats(&single["output"]), floats(&all["output"]));
+    assert!(
+        a.iter().zip(&b[10..20]).all(|(x, y)| (x - y).abs() < 1e-5),
+        "{a:?} {b:?}"
+    );
     let out = run("kmeans.onnx", &[("input", &e["kmeans.input"])]);
     assert_eq!(ints(&out["label"]), ints(&e["kmeans.label"]));
     close("kmeans scores", &out["scores"], &e["kmeans.scores"]);
     let out = run("forest.onnx", &[("input", &e["forest.input"])]);
     close("forest", &out["variable"], &e["forest.variable"]);
+}
+
+#[test]
+fn graphs_amlip_s_kernels_do_not_take_fall_back_to_tract_and_say_why() {
+    let e = expected();
+    // scikit-learn's KMeans: operators amlip's kernels do not have.
+    let (engine, out) = run_on(
+        "kmeans.onnx",
+        OnnxEngine::Auto,
+        &[("input", &e["kmeans.input"])],
+    );
+    assert!(engine.starts_with("tract: operator "), "{engine}");
+    assert_eq!(ints(&out["label"]), ints(&e["kmeans.label"]));
+    // The forest is matrix products, but with a branch and integer outputs.
+    let (engine, _) = run_on(
+        "forest.onnx",
+        OnnxEngine::Auto,
+        &[("input", &e["forest.input"])],
+    );
+    assert!(engine.starts_with("tract: "), "{engine}");
+    // A padded convolution: amlip's kernels take none; tract serves it, as onnxruntime would.
+    let (engine, out) = run_on(
+        "padded.onnx",
+        OnnxEngine::Auto,
+        &[("input", &e["padded.input"])],
+    );
+    assert!(
+        engine.starts_with("tract: Conv") && engine.contains("padding"),
+        "{engine}"
+    );
+    close("padded", &out["output"], &e["padded.output"]);
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! - `model`: [`Model`], a model loaded for serving: any ONNX file (through tract, pure Rust)
 //!   or one of amlip's own model files (MLP, AML binary and one-vs-rest), run from named
 //!   tensors to named tensors, inputs checked against what it takes.
+//! - `import`: ONNX graphs amlip's own `nn` kernels can run (Conv, Gemm, MaxPool, ...), imported
+//!   into a network; `model` serves them with it instead of tract.
 //! - `wire`: what requests, answers, model announcements and model requests carry.
 //! - `serve`: [`ModelServer`] answers requests from the models it holds; [`ModelHost`] puts it
 //!   on the domain (inference node, announcements, fetching what model managers offer).
@@ -13,6 +15,7 @@
 //! - `session`: [`Session`], SmartSim's put tensor / set model / run / get tensor.
 
 mod fetch;
+mod import;
 mod model;
 mod publish;
 pub mod query;
@@ -21,7 +24,9 @@ mod session;
 pub mod wire;
 
 pub use fetch::{fetch, FetchError, Fetched};
-pub use model::{shape_text, InferError, Model, ModelInfo, TensorSpec, MAX_MODEL_BYTES};
+pub use model::{
+    shape_text, InferError, Model, ModelInfo, OnnxEngine, TensorSpec, MAX_MODEL_BYTES,
+};
 pub use publish::{servers_in, Publisher, Served};
 pub use serve::{HostOptions, ModelHost, ModelServer};
 pub use session::{Session, SessionError};

@@ -155,11 +155,30 @@ pub struct ModelInfo {
     /// Class names, when the model classifies (`label` outputs index them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
+    /// What computes it: `amlip` (amlip's own kernels, ONNX graphs they can run included) or
+    /// `tract: WHY` (an ONNX graph amlip's kernels do not take, and why). Empty from nodes
+    /// that predate it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub engine: String,
+}
+
+/// Which engine serves an ONNX model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnnxEngine {
+    /// amlip's own kernels when the graph maps onto them, else tract.
+    #[default]
+    Auto,
+    /// tract always (to compare the engines).
+    Tract,
 }
 
 /// How a model computes.
 enum Engine {
-    Onnx(Arc<TypedRunnableModel<TypedModel>>),
+    /// tract's plan, and why amlip's kernels do not run the graph.
+    Onnx {
+        plan: Arc<TypedRunnableModel<TypedModel>>,
+        why: String,
+    },
     Mlp {
         net: Box<Mlp>,
         standardizer: Option<Standardizer>,
@@ -170,10 +189,12 @@ enum Engine {
         embedding: Embedding,
         quantizer: Option<Quantizer>,
     },
+    /// An ONNX graph imported into a network of [`crate::nn`]: same inputs and outputs as the
+    /// file, run by amlip's kernels.
+    Imported(Box<crate::nn::Served>),
     /// A network of [`crate::nn`]; `pixels` (mean, std) normalises u8 inputs as in training.
     Nn {
-        net: Box<crate::nn::Network>,
-        params: Vec<f32>,
+        served: Box<crate::nn::Served>,
         pixels: Option<(f32, f32)>,
     },
 }
@@ -194,6 +215,16 @@ impl std::fmt::Debug for Model {
 impl Model {
     /// Loads the model file `file` (ONNX, or an amlip model payload) under `name`.
     pub fn from_bytes(name: &str, version: u64, file: Bytes) -> Result<Self, InferError> {
+        Self::from_bytes_on(name, version, file, OnnxEngine::Auto)
+    }
+
+    /// [`from_bytes`](Self::from_bytes), an ONNX file served by the engine `onnx` says.
+    pub fn from_bytes_on(
+        name: &str,
+        version: u64,
+        file: Bytes,
+        onnx: OnnxEngine,
+    ) -> Result<Self, InferError> {
         let load = |why: String| InferError::Load {
             name: name.into(),
             why,
@@ -213,8 +244,15 @@ impl Model {
                         .into(),
                 ))
             }
-            Err(_) => onnx_model(&file).map_err(load)?,
+            Err(_) => onnx_model(&file, onnx).map_err(load)?,
         };
+        let engine_name = match &engine {
+            Engine::Onnx { why, .. } => format!("tract: {why}"),
+            _ => "amlip".into(),
+        };
+        if let Engine::Onnx { why, .. } = &engine {
+            tracing::info!(model = name, "served by tract: {why}");
+        }
         Ok(Self {
             info: ModelInfo {
                 name: name.into(),
@@ -224,6 +262,7 @@ impl Model {
                 outputs,
                 bytes: file.len(),
                 classes,
+                engine: engine_name,
             },
             engine,
             file,
@@ -295,7 +334,7 @@ impl Model {
             why,
         };
         match &self.engine {
-            Engine::Onnx(plan) => {
+            Engine::Onnx { plan, .. } => {
                 let values: Result<Vec<TValue>, String> = ordered
                     .iter()
                     .map(|t| to_tract(t).map(TValue::from))
@@ -360,11 +399,22 @@ impl Model {
                 out.insert("label".into(), i64_tensor(&labels));
                 Ok(out)
             }
-            Engine::Nn {
-                net,
-                params,
-                pixels,
-            } => {
+            Engine::Imported(served) => {
+                let x = ordered[0]
+                    .to_f32s()
+                    .ok_or_else(|| bad("the input is not f32".into()))?;
+                let y = served
+                    .forward(&x, threads())
+                    .map_err(|e| run(e.to_string()))?;
+                let outs = served.network().output_len();
+                let spec = &self.info.outputs[0];
+                Ok(BTreeMap::from([(
+                    spec.name.clone(),
+                    f32_tensor(&[y.len() / outs.max(1), outs], &y),
+                )]))
+            }
+            Engine::Nn { served, pixels } => {
+                let net = served.network();
                 let t = ordered[0];
                 let x: Vec<f32> = match (t.dtype(), pixels) {
                     (DType::U8, Some((mean, std))) => t
@@ -375,7 +425,9 @@ impl Model {
                     (DType::U8, None) => t.bytes().iter().map(|&b| b as f32).collect(),
                     _ => f32_array(t).map_err(&bad)?.into_raw_vec_and_offset().0,
                 };
-                let y = net.forward(params, &x).map_err(|e| run(e.to_string()))?;
+                let y = served
+                    .forward(&x, threads())
+                    .map_err(|e| run(e.to_string()))?;
                 let outs = net.output_len();
                 let n = y.len() / outs.max(1);
                 let mut out = BTreeMap::new();
@@ -400,7 +452,7 @@ impl Model {
     /// Whether `t` fits `spec`; amlip's own models also take f32 where they list u8.
     fn accept(&self, spec: &TensorSpec, t: &Tensor) -> Result<(), String> {
         match (&self.engine, t.dtype()) {
-            (Engine::Onnx(_), _) | (_, DType::U8) => spec.check(t),
+            (Engine::Onnx { .. } | Engine::Imported(_), _) | (_, DType::U8) => spec.check(t),
             (Engine::Nn { .. }, DType::F32) if spec.dtype == "f32" => spec.check(t),
             (_, DType::F32) => {
                 let as_u8 = Tensor::new(DType::U8, t.shape(), vec![0u8; t.len()])
@@ -433,8 +485,15 @@ type Loaded = (
     Vec<String>,
 );
 
-/// An ONNX model, optimised for any batch size where the file leaves the batch free.
-fn onnx_model(file: &[u8]) -> Result<Loaded, String> {
+/// Threads a request's batch is cut into: the cores this process may use.
+fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// An ONNX model: imported into amlip's kernels when its graph maps onto them (and `engine`
+/// allows), else optimised by tract for any batch size where the file leaves the batch free.
+fn onnx_model(file: &[u8], engine: OnnxEngine) -> Result<Loaded, String> {
     let onnx = tract_onnx::onnx();
     let proto = onnx
         .proto_model_for_read(&mut std::io::Cursor::new(file))
@@ -483,6 +542,21 @@ fn onnx_model(file: &[u8]) -> Result<Loaded, String> {
         .map(spec_of)
         .collect::<Result<_, _>>()?;
     let outputs: Vec<TensorSpec> = graph.output.iter().map(spec_of).collect::<Result<_, _>>()?;
+    let opset = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(13, |o| o.version);
+    let why = match engine {
+        OnnxEngine::Tract => "asked for".to_string(),
+        OnnxEngine::Auto => match super::import::import(graph, opset) {
+            Ok(served) => {
+                let engine = Engine::Imported(Box::new(served));
+                return Ok(("onnx", engine, inputs, outputs, vec![]));
+            }
+            Err(why) => why,
+        },
+    };
     let mut model = onnx
         .model_for_proto_model(&proto)
         .map_err(|e| format!("tract cannot read it: {e:#}"))?;
@@ -515,7 +589,10 @@ fn onnx_model(file: &[u8]) -> Result<Loaded, String> {
         .map_err(|e| format!("tract cannot run it: {e:#}"))?;
     Ok((
         "onnx",
-        Engine::Onnx(Arc::new(plan)),
+        Engine::Onnx {
+            plan: Arc::new(plan),
+            why,
+        },
         inputs,
         outputs,
         vec![],
@@ -660,8 +737,7 @@ fn nn_model(p: &Payload) -> Result<Loaded, String> {
         outputs.insert(0, TensorSpec::new("label", DType::I64, &[None]));
     }
     let engine = Engine::Nn {
-        net: Box::new(net),
-        params,
+        served: Box::new(net.served(&params).map_err(|e| e.to_string())?),
         pixels,
     };
     Ok(("nn", engine, inputs, outputs, Vec::new()))

@@ -366,6 +366,7 @@ mod tests {
                 outputs: vec![],
                 bytes: 10,
                 classes: vec![],
+                engine: "amlip".into(),
             },
         };
         assert_eq!(Announcement::parse(&a.to_bytes()).unwrap(), a);

@@ -3,11 +3,13 @@
 //! Adam), and their parameters as named tensors in PyTorch's layout.
 //!
 //! - `spec`: [`Spec`], [`Layer`], [`Loss`]: a network as JSON, checked shape by shape;
-//!   the seed CNN, the dense 784-128-10 network and small regression networks.
+//!   the seed CNN, the dense 784-128-10 network and small regression networks (and the
+//!   layers of imported ONNX graphs: softmax, sigmoid).
 //! - `net`: [`Network`]: forward and backward passes over one flat parameter vector,
 //!   a batch's slices in parallel threads.
 //! - `optim`: [`Optimizer`] and its [`OptimState`].
 //! - `fit`: [`Fit`], an epoch of mini-batches on values (the online trainer's, `nn_fit`'s).
+//! - `serve`: [`Served`], a network laid out for inference, a batch cut across threads.
 //! - `ops`: matrix products (the `gemm` crate) and im2col.
 //!
 //! Why not a tensor crate: the layers are few, their backward passes are a page, and plain
@@ -19,6 +21,7 @@ mod fit;
 mod net;
 mod ops;
 mod optim;
+mod serve;
 mod spec;
 
 use std::collections::BTreeMap;
@@ -26,6 +29,7 @@ use std::collections::BTreeMap;
 pub use fit::Fit;
 pub use net::Network;
 pub use optim::{OptimState, Optimizer};
+pub use serve::Served;
 pub use spec::{Layer, Loss, ParamShape, Spec};
 
 use crate::payload::{Payload, Tensor};

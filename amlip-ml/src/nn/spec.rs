@@ -49,6 +49,10 @@ pub enum Layer {
     Flatten,
     /// log(softmax(x)) over a flat input.
     LogSoftmax,
+    /// softmax(x) over a flat input (ONNX graphs that end in probabilities).
+    Softmax,
+    /// 1 / (1 + exp(-x)).
+    Sigmoid,
 }
 
 /// What training minimises.
@@ -229,14 +233,19 @@ impl Spec {
                     return Err(bad(i, l, format!("drop probability {p} is not in [0, 1)")));
                 }
                 Layer::Flatten => vec![s.iter().product()],
-                Layer::LogSoftmax if s.len() != 1 => {
+                Layer::LogSoftmax | Layer::Softmax if s.len() != 1 => {
                     return Err(bad(
                         i,
                         l,
                         format!("needs a flat input, the previous layer gives {s:?}"),
                     ));
                 }
-                Layer::Relu | Layer::Tanh | Layer::Dropout { .. } | Layer::LogSoftmax => s.clone(),
+                Layer::Relu
+                | Layer::Tanh
+                | Layer::Sigmoid
+                | Layer::Dropout { .. }
+                | Layer::LogSoftmax
+                | Layer::Softmax => s.clone(),
             };
             check_size(next.iter().product()).map_err(|e| bad(i, l, e))?;
             shapes.push(next);
@@ -360,6 +369,8 @@ impl Layer {
             Layer::Dropout { p } => format!("dropout {p}"),
             Layer::Flatten => "flatten".into(),
             Layer::LogSoftmax => "log_softmax".into(),
+            Layer::Softmax => "softmax".into(),
+            Layer::Sigmoid => "sigmoid".into(),
         }
     }
 }

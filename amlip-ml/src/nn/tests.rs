@@ -88,6 +88,42 @@ fn dense_cross_entropy_and_mse_gradients_match_finite_differences() {
 }
 
 #[test]
+fn sigmoid_and_softmax_gradients_match_finite_differences() {
+    let spec = Spec {
+        input: vec![4],
+        layers: vec![
+            Layer::dense("d1", 5),
+            Layer::Sigmoid,
+            Layer::dense("d2", 3),
+            Layer::Softmax,
+        ],
+        loss: Loss::Mse,
+    };
+    let t = [0.2f32, 0.7, 0.1, 0.5, 0.25, 0.25, 0.0, 0.0, 1.0];
+    check(spec, 3, Targets::Values(&t));
+}
+
+#[test]
+fn a_served_network_answers_as_training_s_forward_pass_on_any_threads() {
+    let net = Network::new(Spec::cnn()).unwrap();
+    let p = net.init(3);
+    let mut r = lcg(4);
+    let x: Vec<f32> = (0..13 * 784).map(|_| r()).collect();
+    let one = net.forward(&p, &x).unwrap();
+    let served = net.clone().served(&p).unwrap();
+    for threads in [1, 2, 3, 8] {
+        let split = served.forward(&x, threads).unwrap();
+        assert_eq!(split.len(), one.len());
+        let worst = split
+            .iter()
+            .zip(&one)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{threads} threads: {worst}");
+    }
+}
+
+#[test]
 fn threads_split_the_batch_without_changing_the_gradient() {
     let net = Network::new(Spec::regression(4, &[8], 1)).unwrap();
     let p = net.init(1);
