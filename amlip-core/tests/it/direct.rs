@@ -244,8 +244,9 @@ fn nodes_with_the_direct_path_turned_off_use_dds() {
 }
 
 /// Runs one 1 MB job through a node behind a proxy with `fault`: it must come back right,
-/// after one re-send, with the fault having struck.
-fn faulty_transfer_is_resent(fault: Fault) {
+/// after one re-send, with the fault having struck. With `falls_back`, the failure was seen
+/// on the connection and the re-sent job went over DDS.
+fn faulty_transfer_is_resent(fault: Fault, falls_back: bool) {
     let d = domain();
     let (_node, proxy) = proxied_node(&d, fault);
     let main = main_node(&d);
@@ -260,22 +261,26 @@ fn faulty_transfer_is_resent(fault: Fault) {
         stats.resent, 1,
         "the failed transfer was re-sent: {stats:?}"
     );
-    assert_eq!(stats.direct_sent, 0);
+    if falls_back {
+        assert_eq!(stats.direct_sent, 0);
+    }
 }
 
 #[test]
 fn a_peer_that_stalls_mid_payload_costs_a_resend() {
-    faulty_transfer_is_resent(Fault::StallAfter(300_000));
+    // The node's heartbeat stops listing the job it never fully got before the stalled write
+    // times out: the re-send may take the direct path again (the proxy stalls only once).
+    faulty_transfer_is_resent(Fault::StallAfter(300_000), false);
 }
 
 #[test]
 fn a_payload_with_a_wrong_checksum_is_refused_and_resent() {
-    faulty_transfer_is_resent(Fault::FlipByte(500_000));
+    faulty_transfer_is_resent(Fault::FlipByte(500_000), true);
 }
 
 #[test]
 fn a_payload_cut_short_is_resent() {
-    faulty_transfer_is_resent(Fault::CutAfter(700_000));
+    faulty_transfer_is_resent(Fault::CutAfter(700_000), true);
 }
 
 /// Small jobs handed off on a lane whose first connection turns to garbage after its first

@@ -511,11 +511,21 @@ impl ClientEngine {
         }
     }
 
-    /// Whether jobs are handed off: with a direct path, and while several jobs are undecided.
-    /// A lone job is requested as AML-IP does: every idle node, AML-IP's included, may answer,
-    /// and a node busy with a job re-sent from it does not get it back.
+    /// Whether jobs are handed off: whenever this node has a direct path. A lone job goes
+    /// only to a node idle at its last heartbeat (see [`handoff_target`](Self::handoff_target));
+    /// with none, it is requested as AML-IP does, and any idle node, AML-IP's included, may
+    /// answer.
     fn handing_off(&self) -> bool {
-        self.core.has_direct() && self.jobs.len() > 1
+        self.core.has_direct()
+    }
+
+    /// Whether `id` said in its last heartbeat that it held no job.
+    fn idle(&self, id: &AmlipId) -> bool {
+        self.core
+            .peers
+            .borrow()
+            .info(id)
+            .is_some_and(|i| i.jobs.is_empty())
     }
 
     /// Computing nodes alive, each with the handoff slots it announces (0: asks first).
@@ -539,9 +549,13 @@ impl ClientEngine {
         if !self.handing_off() {
             return None;
         }
+        // A lone job to a node busy with another main's work would wait behind it, where a
+        // request lets an idle node (AML-IP's too) take it at once.
+        let lone = self.jobs.len() <= 1;
         self.computing_nodes()
             .into_iter()
             .filter(|(id, _)| Some(id) != not)
+            .filter(|(id, _)| !lone || self.idle(id))
             .filter_map(|(id, slots)| {
                 let depth = self.depth.get(&id).copied().unwrap_or(1).min(slots);
                 let used = self.handed.get(&id).copied().unwrap_or(0);
@@ -862,12 +876,39 @@ impl ClientEngine {
                 let assigned_here = self.attempts.get(&task).is_some_and(|a| {
                     matches!(&a.state, AttemptState::Assigned { server: s, .. } if *s == server)
                 });
-                if assigned_here {
+                let unreached = matches!(
+                    error,
+                    TransferError::Direct(crate::direct::DirectError::Unreachable { .. })
+                );
+                if assigned_here && unreached {
+                    // Nothing reached the node (its direct path is now avoided for a while):
+                    // the job goes another way, as a lone job always could, not a re-send.
+                    tracing::debug!(task, %server, "handing the job failed: {error}");
+                    self.reroute(task).await;
+                } else if assigned_here {
                     tracing::warn!(task, %server, "sending the job failed: {error}");
                     self.resend(task, &format!("sending the job failed ({error})"))
                         .await;
                 }
             }
+        }
+    }
+
+    /// Sends the job of handed attempt `task`, which never reached its node, another way: to
+    /// another node with a free slot, or as a request.
+    async fn reroute(&mut self, task: TaskId) {
+        let Some(a) = self.attempts.get_mut(&task) else {
+            return;
+        };
+        let job_id = a.job;
+        a.state = AttemptState::Superseded;
+        free_slot(&mut self.handed, a);
+        if !self.jobs.contains_key(&job_id) {
+            return;
+        }
+        match self.handoff_target(None) {
+            Some(other) => self.hand(job_id, other),
+            None => self.request(job_id).await,
         }
     }
 

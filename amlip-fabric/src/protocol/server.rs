@@ -283,6 +283,8 @@ impl ServerEngine {
             ServerCommand::StopAccepting => {
                 self.capacity = Some(0);
                 self.core.publish_status(NodeState::Stopped).await;
+                // Mains hand jobs to nodes whose heartbeat says Running: say it now.
+                self.heartbeat().await;
             }
             ServerCommand::Finished {
                 client_id,
@@ -448,6 +450,12 @@ impl ServerEngine {
             return;
         }
         self.served.insert(key.clone());
+        if !self.willing() {
+            // Handed before the main heard this node stop: it re-sends the job elsewhere.
+            let why = format!("{CANCELLED_BY_NODE}this computing node takes no more jobs");
+            self.reply_solution(key, Err(why));
+            return;
+        }
         self.held.push(Held {
             key: key.clone(),
             phase: JobPhase::Queued,

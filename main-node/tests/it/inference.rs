@@ -146,12 +146,20 @@ fn edge_requests_to_every_fixture_return_onnxruntime_s_outputs() {
         main_proc(&d, &["models", "--json", "--for", "5s"]),
         "models",
     );
-    for name in ["cnn", "dense", "kmeans", "forest"] {
+    // The CNN and the dense network run on amlip's own kernels; scikit-learn's KMeans and
+    // the forest on tract, with the reason.
+    for (name, engine) in [
+        ("cnn", "\"engine\":\"amlip\""),
+        ("dense", "\"engine\":\"amlip\""),
+        ("kmeans", "\"engine\":\"tract: operator "),
+        ("forest", "\"engine\":\"tract: "),
+    ] {
         assert!(
             out.lines()
                 .any(|l| l.contains(&format!("\"model\":\"{name}\""))
-                    && l.contains("\"role\":\"server\"")),
-            "{name} not listed:\n{out}"
+                    && l.contains("\"role\":\"server\"")
+                    && l.contains(engine)),
+            "{name} not listed with {engine}:\n{out}"
         );
     }
 }

@@ -198,9 +198,12 @@ fn a_frozen_main_resumes_without_resending_or_losing_jobs() {
 fn a_late_computing_node_is_not_confused_by_replayed_history() {
     let d = domain();
     let mut first = computing("First", &d, &[]);
+    // Without a direct path the main requests every job (an amlip main with one hands them to
+    // idle amlip nodes, with no request history for a late node to be confused by).
     let mut main = main_proc(
         &d,
         &[
+            "--no-direct",
             "jobs",
             "--count",
             "5",
