@@ -5,7 +5,9 @@
 # (all requests in flight), with one and with two inference nodes (`computing-node --model`)
 # on this host, loopback only. onnxruntime (from PyPI, into a venv under scripts/out/ortenv
 # unless ORT_PYTHON names a Python that has it) runs with its default threads (all cores).
-# Prints a table and writes scripts/out/bench-inference.json.
+# Prints a table, with issue 28's target beside each row (batch 1: latency within 0.3 ms of
+# onnxruntime's for the MLP, 0.5 ms for the CNN; batch 64: throughput >= 50% of onnxruntime's
+# with one node, 60% with two), and writes scripts/out/bench-inference.json.
 #
 #   scripts/bench-inference.sh [requests per measurement, default 300]
 set -euo pipefail
@@ -35,8 +37,8 @@ amlip() { # model batch
 }
 out=scripts/out/bench-inference.json
 : >"$out"
-printf '%-5s %5s %5s | %10s %10s %7s | %10s %10s %7s\n' model batch nodes \
-  'amlip ms' 'ort ms' 'diff' 'amlip r/s' 'ort r/s' 'ratio'
+printf '%-5s %5s %5s | %10s %10s %7s | %10s %10s %7s | %s\n' model batch nodes \
+  'amlip ms' 'ort ms' 'diff' 'amlip r/s' 'ort r/s' 'ratio' 'target (issue 28)'
 start_node 1
 for nodes in 1 2; do
   [ "$nodes" = 2 ] && start_node 2
@@ -49,9 +51,18 @@ for nodes in 1 2; do
       python3 - "$m" "$b" "$nodes" "$ours" "$ort" <<'PY'
 import json, sys
 m, b, n, a, o = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
+diff = a['latency_ms_p50'] - o['latency_ms_p50']
+ratio = a['requests_per_s'] / o['requests_per_s']
+# Batch 1 is about latency, batch 64 about throughput.
+if b == "1":
+    bound = 0.3 if m == "mlp" else 0.5
+    target = f"diff <= +{bound} ms: {'met' if diff <= bound else 'not met'}"
+else:
+    bound = 0.5 if n == "1" else 0.6
+    target = f"ratio >= {bound}x: {'met' if ratio >= bound else 'not met'}"
 print(f"{m:<5} {b:>5} {n:>5} | {a['latency_ms_p50']:>10.2f} {o['latency_ms_p50']:>10.2f} "
-      f"{a['latency_ms_p50'] - o['latency_ms_p50']:>+7.2f} | {a['requests_per_s']:>10.1f} "
-      f"{o['requests_per_s']:>10.1f} {a['requests_per_s'] / o['requests_per_s']:>6.2f}x")
+      f"{diff:>+7.2f} | {a['requests_per_s']:>10.1f} "
+      f"{o['requests_per_s']:>10.1f} {ratio:>6.2f}x | {target}")
 PY
     done
   done
