@@ -519,13 +519,16 @@ impl ClientEngine {
         self.core.has_direct()
     }
 
-    /// Whether `id` said in its last heartbeat that it held no job.
+    /// Whether `id` is idle: it holds no job of ours (which this main knows at once) and its
+    /// last heartbeat listed no other main's (a heartbeat may still list ours, just solved).
     fn idle(&self, id: &AmlipId) -> bool {
-        self.core
+        let others = self
+            .core
             .peers
             .borrow()
             .info(id)
-            .is_some_and(|i| i.jobs.is_empty())
+            .is_none_or(|i| i.jobs.iter().any(|j| j.client_id != self.core.id));
+        !others && self.handed.get(id).copied().unwrap_or(0) == 0
     }
 
     /// Computing nodes alive, each with the handoff slots it announces (0: asks first).

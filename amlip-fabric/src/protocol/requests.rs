@@ -253,6 +253,14 @@ impl OpenRequests {
         found
     }
 
+    /// Puts back a request [`remove`](Self::remove)d when it was answered (its answer got no
+    /// target), in its place, if its main is still known.
+    pub fn restore(&mut self, p: Pending) {
+        if let Some(m) = self.mains.get_mut(&p.key.0) {
+            m.requests.insert(p.seq, p);
+        }
+    }
+
     /// Removes one request (answered).
     pub fn remove(&mut self, p: &Pending) {
         if let Some(m) = self.mains.get_mut(&p.key.0) {
@@ -351,6 +359,28 @@ mod tests {
             .is_empty());
         r.target_seen(&m);
         assert_eq!(r.answerable(t0, 8, |_, _| Verdict::Answer).len(), 1);
+    }
+
+    #[test]
+    fn an_answer_that_got_no_target_puts_its_request_back_in_its_place() {
+        let mut r = OpenRequests::default();
+        let t0 = Instant::now();
+        let m = main("Lossy");
+        r.add((m.clone(), 0), None, who(1), true, t0);
+        r.add((m.clone(), 1), None, who(1), true, t0);
+        let first = r.answerable(t0, 1, |_, _| Verdict::Answer).remove(0);
+        r.remove(&first);
+        assert_eq!(r.len(), (1, 0));
+        r.target_timeout(&m, t0);
+        r.restore(first);
+        // After the back-off, the oldest is answered first again.
+        let again = r.answerable(t0 + Duration::from_secs(2), 8, |_, _| Verdict::Answer);
+        let tasks: Vec<u32> = again.iter().map(|p| p.key.1).collect();
+        assert_eq!(tasks, [0, 1]);
+        // A main forgotten meanwhile gets nothing back.
+        r.forget(&m);
+        r.restore(again[0].clone());
+        assert_eq!(r.len(), (0, 0));
     }
 
     #[test]

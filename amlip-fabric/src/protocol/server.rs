@@ -91,6 +91,12 @@ impl<T: Eq + Hash + Clone> RecentSet<T> {
     fn contains(&self, v: &T) -> bool {
         self.set.contains(v)
     }
+
+    fn remove(&mut self, v: &T) {
+        if self.set.remove(v) {
+            self.order.retain(|o| o != v);
+        }
+    }
 }
 
 struct Held {
@@ -103,6 +109,8 @@ struct Held {
 struct Awaiting {
     key: Key,
     since: Instant,
+    /// The request answered, put back if no target comes (see `on_tick`).
+    request: Pending,
 }
 
 enum Internal {
@@ -116,6 +124,9 @@ struct ServerEngine {
     requests: OpenRequests,
     taken: RecentSet<Key>,
     replied: RecentSet<Key>,
+    /// Requests put back once after an answer got no target (never twice: a main that
+    /// never targets costs one more answer, not one per back-off).
+    restored: RecentSet<Key>,
     served: RecentSet<Key>,
     awaiting: Option<Awaiting>,
     held: Vec<Held>,
@@ -158,6 +169,7 @@ pub(crate) async fn run(
         requests: OpenRequests::default(),
         taken: RecentSet::new(MEMORY),
         replied: RecentSet::new(MEMORY),
+        restored: RecentSet::new(MEMORY),
         served: RecentSet::new(MEMORY),
         awaiting: None,
         held: Vec::new(),
@@ -551,7 +563,7 @@ impl ServerEngine {
         // one instead: the request at its rank among the computing nodes it knows.
         let pick = answerable[self.rank(now) % answerable.len()].clone();
         self.requests.remove(&pick);
-        let key = pick.key;
+        let key = pick.key.clone();
         let reply = MsReference {
             client_id: key.0.clone(),
             task_id: key.1,
@@ -571,7 +583,11 @@ impl ServerEngine {
         }
         tracing::debug!(main = %key.0, task = key.1, "answered availability");
         self.replied.insert(key.clone());
-        self.awaiting = Some(Awaiting { key, since: now });
+        self.awaiting = Some(Awaiting {
+            key,
+            since: now,
+            request: pick,
+        });
     }
 
     /// This node's position among the computing nodes it knows (itself included), by id.
@@ -598,7 +614,18 @@ impl ServerEngine {
                 if now.duration_since(a.since) > cfg.target_timeout {
                     tracing::debug!(main = %a.key.0, task = a.key.1, "no target in time; moving on");
                     self.requests.target_timeout(&a.key.0, now);
-                    self.awaiting = None;
+                    // Our answer may never have reached the main (a reply writer not yet
+                    // matched to its reader): the request goes back once, to be answered
+                    // again after the main's back-off if its heartbeat still lists it open,
+                    // or dropped once a target shows another node took it. Without this, a
+                    // lost answer strands the job while this node sits idle.
+                    if let Some(a) = self.awaiting.take() {
+                        if !self.restored.contains(&a.key) {
+                            self.restored.insert(a.key.clone());
+                            self.replied.remove(&a.key);
+                            self.requests.restore(a.request);
+                        }
+                    }
                 } else if peers.gone(&a.key.0, now).is_some() {
                     self.awaiting = None;
                 }

@@ -55,7 +55,7 @@ fn train(d: &Domain, dir: &Path, set: &str, ext: &str, extra: &[&str]) -> Value 
     let mut main = main_proc(d, &args);
     let status = main
         .wait_exit(Duration::from_secs(300))
-        .expect("training finished");
+        .unwrap_or_else(|| panic!("training did not finish:\n{}", main.output()));
     assert!(status.success(), "{}", main.output());
     serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
 }
