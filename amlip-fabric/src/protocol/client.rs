@@ -493,7 +493,10 @@ impl ClientEngine {
             .front()
             .and_then(|j| self.jobs.get(j))
             .is_some_and(|j| j.exclusive);
-        let max = if exclusive_next {
+        // A lone job no idle amlip node took is requested as AML-IP does: whichever node is
+        // idle first answers, and the job never waits on slots that may not free up.
+        let lone = self.jobs.len() <= 1;
+        let max = if exclusive_next || lone {
             self.core.cfg.max_open_requests
         } else {
             self.request_limit()
@@ -512,9 +515,8 @@ impl ClientEngine {
     }
 
     /// Whether jobs are handed off: whenever this node has a direct path. A lone job goes
-    /// only to a node idle at its last heartbeat (see [`handoff_target`](Self::handoff_target));
-    /// with none, it is requested as AML-IP does, and any idle node, AML-IP's included, may
-    /// answer.
+    /// only to an [`idle`](Self::idle) node; with none, it is requested as AML-IP does, and
+    /// any idle node, AML-IP's included, may answer.
     fn handing_off(&self) -> bool {
         self.core.has_direct()
     }
