@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{cfg, domain, uppercase_batch, uppercase_node, wait_until, Domain};
+use crate::common::{cfg, domain, uppercase_batch, uppercase_node, wait_until, watch, Domain};
 use amlip_core::prelude::*;
 
 const MB: usize = 1_000_000;
@@ -361,45 +361,6 @@ fn garbage_on_the_direct_port_is_refused_and_the_node_keeps_serving() {
     assert_eq!(main.stats().direct_sent, 1);
 }
 
-/// Counts the availability requests written on domain `d` (by any main).
-fn count_requests(
-    d: &Domain,
-) -> (
-    Arc<AtomicUsize>,
-    mpsc::Sender<()>,
-    std::thread::JoinHandle<()>,
-) {
-    use amlip_core::dds::{topics, Network, Participant, Profile};
-    use amlip_core::wire::MsRequest;
-    use futures::StreamExt;
-    let count = Arc::new(AtomicUsize::new(0));
-    let watcher = Participant::new(d.id(), &Network::Localhost).unwrap();
-    let reader = watcher
-        .reader::<MsRequest>(topics::JOB_REQUEST_AVAILABILITY, Profile::JobControl)
-        .unwrap();
-    let (stop, stopped) = mpsc::channel::<()>();
-    let seen = count.clone();
-    let thread = std::thread::spawn(move || {
-        let _watcher = watcher;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut s = reader.into_stream();
-            loop {
-                tokio::select! {
-                    Some(_) = s.next() => { seen.fetch_add(1, Ordering::SeqCst); }
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                        if stopped.try_recv().is_ok() { break; }
-                    }
-                }
-            }
-        })
-    });
-    (count, stop, thread)
-}
-
 /// Lone jobs between amlip nodes go straight to an idle node over the direct path, with no
 /// availability request; a node that joins later gets them the same way; a lone job sent
 /// while no node is up is requested and taken by the first to come; and a main facing only a
@@ -407,13 +368,23 @@ fn count_requests(
 #[test]
 fn lone_jobs_go_straight_to_an_idle_amlip_node_and_to_aml_ip_nodes_by_request() {
     let d = domain();
-    let (requests, stop, watch) = count_requests(&d);
+    // Every availability request written on the domain, counted as it arrives.
+    let watch = watch::<amlip_core::wire::MsRequest>(
+        &d,
+        amlip_core::dds::topics::JOB_REQUEST_AVAILABILITY,
+        amlip_core::dds::Profile::JobControl,
+    );
+    let mut seen = 0;
+    let mut requests = move || {
+        seen += watch.samples.try_iter().count();
+        seen
+    };
     let a = uppercase_node("A", &d, Duration::ZERO);
     let main = main_node(&d);
     // The first job may be requested if the main has not yet heard A's heartbeat.
     main.request_job_solution("warm", Duration::from_secs(30))
         .unwrap();
-    let before = requests.load(Ordering::SeqCst);
+    let before = requests();
     for i in 0..10 {
         let s = main
             .request_job_solution(format!("lone{i}"), Duration::from_secs(30))
@@ -422,7 +393,7 @@ fn lone_jobs_go_straight_to_an_idle_amlip_node_and_to_aml_ip_nodes_by_request() 
         assert_eq!(&s.data[..], format!("LONE{i}").as_bytes());
     }
     assert_eq!(
-        requests.load(Ordering::SeqCst),
+        requests(),
         before,
         "a lone job to an idle amlip node needs no request"
     );
@@ -445,12 +416,10 @@ fn lone_jobs_go_straight_to_an_idle_amlip_node_and_to_aml_ip_nodes_by_request() 
         .stats()
         .computing_nodes
         .is_empty()));
-    let asked = requests.load(Ordering::SeqCst);
+    let asked = requests();
     let mut waiting = main.batch::<u8>().job_timeout(Duration::from_secs(60));
     waiting.submit(0, "nobody yet").unwrap();
-    assert!(wait_until(Duration::from_secs(10), || requests
-        .load(Ordering::SeqCst)
-        > asked));
+    assert!(wait_until(Duration::from_secs(10), || requests() > asked));
     let c = uppercase_node("C", &d, Duration::ZERO);
     let outcome = waiting.next().expect("an outcome");
     let s = outcome.result.unwrap();
@@ -461,14 +430,12 @@ fn lone_jobs_go_straight_to_an_idle_amlip_node_and_to_aml_ip_nodes_by_request() 
     let mut plain =
         AsyncComputingNode::with_config(cfg("Plain", &d).aml_ip_compatible_only()).unwrap();
     plain.run(amlip_core::kind::plain::uppercase).unwrap();
-    let asked = requests.load(Ordering::SeqCst);
+    let asked = requests();
     for i in 0..3 {
         let s = main
             .request_job_solution(format!("plain{i}"), Duration::from_secs(30))
             .unwrap();
         assert_eq!(&s.server_id, plain.id());
     }
-    assert!(requests.load(Ordering::SeqCst) >= asked + 3);
-    stop.send(()).unwrap();
-    watch.join().unwrap();
+    assert!(requests() >= asked + 3);
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{cfg, domain, uppercase_node, wait_until, Domain};
+use crate::common::{cfg, domain, uppercase_node, wait_until, watch, Domain};
 use amlip_core::dds::{topics, DroppedSamples, Participant, Profile};
 use amlip_core::prelude::*;
 use amlip_core::wire::{MsReference, MsRequest, WireType};
@@ -127,29 +127,11 @@ fn late_node_ignores_history(d: &Domain, main_cfg: NodeConfig) {
         assert_eq!(&s.server_id, first.id());
     }
     // Watch every availability answer sent to this main.
-    let (replies_tx, replies) = mpsc::channel::<MsReference>();
-    let watcher = Participant::new(d.id(), &Network::Localhost).unwrap();
-    let reader = watcher
-        .reader::<MsReference>(&topics::job_reply_available(main.id()), Profile::JobControl)
-        .unwrap();
-    let (stop_watch, stopped) = mpsc::channel::<()>();
-    let watch = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut s = reader.into_stream();
-            loop {
-                tokio::select! {
-                    Some(r) = s.next() => { let _ = replies_tx.send(r.value.unwrap()); }
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                        if stopped.try_recv().is_ok() { break; }
-                    }
-                }
-            }
-        })
-    });
+    let watch = watch::<MsReference>(
+        d,
+        &topics::job_reply_available(main.id()),
+        Profile::JobControl,
+    );
     let late = uppercase_node("Late", d, Duration::ZERO);
     drop(first);
     for i in 0..5 {
@@ -163,14 +145,13 @@ fn late_node_ignores_history(d: &Domain, main_cfg: NodeConfig) {
     let mut late_replies = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !late_replies.contains(&14) && Instant::now() < deadline {
-        if let Ok(r) = replies.recv_timeout(Duration::from_millis(100)) {
+        if let Ok(r) = watch.samples.recv_timeout(Duration::from_millis(100)) {
             if r.server_id == *late.id() {
                 late_replies.push(r.task_id);
             }
         }
     }
-    stop_watch.send(()).unwrap();
-    watch.join().unwrap();
+    drop(watch);
     assert!(late_replies.contains(&14), "{late_replies:?}");
     assert!(
         late_replies.iter().all(|t| *t >= 10),

@@ -64,3 +64,63 @@ pub fn uppercase_batch(
     assert_eq!(answered, jobs, "{tag}: every job answered exactly once");
     per_server
 }
+
+/// Every sample of `T` written on `topic` of a domain, by any node, as a watching participant
+/// of its own receives it (decoded; undecodable ones skipped). Stops on drop.
+pub struct Watch<T> {
+    pub samples: std::sync::mpsc::Receiver<T>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts watching `topic` on `domain`.
+pub fn watch<T: amlip_core::wire::WireType + Send + 'static>(
+    domain: &Domain,
+    topic: &str,
+    profile: amlip_core::dds::Profile,
+) -> Watch<T> {
+    use amlip_core::dds::{Network, Participant};
+    use futures::StreamExt;
+    let participant = Participant::new(domain.id(), &Network::Localhost).unwrap();
+    let reader = participant.reader::<T>(topic, profile).unwrap();
+    let (tx, samples) = std::sync::mpsc::channel();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let _participant = participant;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut s = reader.into_stream();
+            loop {
+                tokio::select! {
+                    Some(r) = s.next() => {
+                        if let Ok(v) = r.value {
+                            let _ = tx.send(v);
+                        }
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                        if stopped.try_recv().is_ok() { break; }
+                    }
+                }
+            }
+        })
+    });
+    Watch {
+        samples,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+impl<T> Drop for Watch<T> {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
