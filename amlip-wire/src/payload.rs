@@ -241,10 +241,19 @@ impl Tensor {
     /// The elements, if the tensor is F32.
     pub fn to_f32s(&self) -> Option<Vec<f32>> {
         (self.dtype == DType::F32).then(|| {
-            self.data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect()
+            if cfg!(target_endian = "little") {
+                // One copy of the bytes as they are: the element-wise conversion was 4% of a
+                // model server's time on 200 KB requests.
+                let n = self.data.len() / 4;
+                let mut v = vec![0f32; n];
+                bytemuck::cast_slice_mut::<f32, u8>(&mut v).copy_from_slice(&self.data[..n * 4]);
+                v
+            } else {
+                self.data
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                    .collect()
+            }
         })
     }
 

@@ -179,6 +179,39 @@ fn a_stopped_computing_node_takes_no_more_jobs() {
 }
 
 #[test]
+fn a_node_with_two_workers_computes_two_jobs_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let d = domain();
+    let (inside, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut node = AsyncComputingNode::with_config(cfg("Two", &d)).unwrap();
+    {
+        let (inside, most) = (inside.clone(), most.clone());
+        node.run_on(
+            move |job: &Job, _ctx: &JobContext| {
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                // Each job waits (bounded) for another to be computing beside it: with one
+                // worker, none ever is.
+                let _ = wait_until(Duration::from_secs(20), || most.load(Ordering::SeqCst) >= 2);
+                inside.fetch_sub(1, Ordering::SeqCst);
+                Ok(Bytes::from(job.data.to_ascii_uppercase()))
+            },
+            2,
+        )
+        .unwrap();
+    }
+    let main = MainNode::with_config(cfg("Main", &d)).unwrap();
+    let per_server = uppercase_batch(&mut main.batch(), "pair", 4);
+    assert_eq!(per_server.get(node.id()), Some(&4));
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "two jobs computed side by side"
+    );
+}
+
+#[test]
 fn status_node_sees_every_node_start_and_drop() {
     let d = domain();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Status>::new()));

@@ -225,7 +225,8 @@ impl ComputingNode {
 pub struct AsyncComputingNode {
     handle: ServerHandle,
     work: Mutex<Option<std_mpsc::Receiver<WorkItem>>>,
-    worker: Option<BoundedThread>,
+    workers: Vec<BoundedThread>,
+    started_workers: usize,
 }
 
 impl AsyncComputingNode {
@@ -245,7 +246,8 @@ impl AsyncComputingNode {
         Ok(Self {
             handle,
             work: Mutex::new(Some(work)),
-            worker: None,
+            workers: Vec::new(),
+            started_workers: 0,
         })
     }
 
@@ -269,21 +271,47 @@ impl AsyncComputingNode {
     /// Starts serving jobs with `replier` on a worker thread; returns at once.
     /// Calling it again after `stop` resumes serving (with the first replier).
     pub fn run(&mut self, replier: impl JobReplier) -> Result<(), Error> {
+        self.run_on(replier, 1)
+    }
+
+    /// Starts serving jobs with `replier` on `workers` threads, each computing one job at a
+    /// time (jobs that use one core each, such as small inference requests, then run side by
+    /// side); returns at once. Calling it again after `stop` resumes serving (with the first
+    /// replier and workers).
+    pub fn run_on(&mut self, replier: impl JobReplier, workers: usize) -> Result<(), Error> {
+        let workers = workers.max(1);
         let work = self.work.lock().map_err(|_| Error::Stopped)?.take();
         if let Some(work) = work {
-            let commands = self.handle.commands.clone();
-            self.worker = Some(BoundedThread::spawn("amlip-worker", move || {
-                for item in work {
+            let replier = Arc::new(replier);
+            let work = Arc::new(Mutex::new(work));
+            for i in 0..workers {
+                let (commands, replier, work) =
+                    (self.handle.commands.clone(), replier.clone(), work.clone());
+                let name = if workers == 1 {
+                    "amlip-worker".to_owned()
+                } else {
+                    format!("amlip-worker-{i}")
+                };
+                self.workers.push(BoundedThread::spawn(&name, move || loop {
+                    // One worker waits on the channel while the others wait for the lock.
+                    let item = match work.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(item) = item else { break };
                     let result = run_job(&item.job, |job| replier.process_job(job, &item.ctx));
                     if commands.send(finished(&item.job, result)).is_err() {
                         break;
                     }
-                }
-            })?);
+                })?);
+            }
+            self.started_workers = workers;
         }
         self.handle
             .commands
-            .send(ServerCommand::AcceptForever)
+            .send(ServerCommand::AcceptForever {
+                workers: self.started_workers,
+            })
             .map_err(|_| Error::Stopped)
     }
 
@@ -331,7 +359,7 @@ impl AsyncComputingNode {
 impl Drop for AsyncComputingNode {
     fn drop(&mut self) {
         self.handle.thread.stop(STOP_TIMEOUT);
-        if let Some(w) = self.worker.as_mut() {
+        for w in &mut self.workers {
             w.join(STOP_TIMEOUT);
         }
     }

@@ -173,9 +173,16 @@ impl AsyncInferenceNode {
         })
     }
 
-    /// Starts answering requests with `replier` on the node's threads.
+    /// Starts answering requests with `replier` on the node's thread, one at a time (as
+    /// AML-IP's node does: a replier need not expect concurrent calls).
     pub fn run(&mut self, replier: impl JobReplier) -> Result<(), Error> {
         self.inner.run(replier)
+    }
+
+    /// Starts answering requests with `replier` on `workers` threads, up to `workers` requests
+    /// at once (a model server whose requests each use one core).
+    pub fn run_on(&mut self, replier: impl JobReplier, workers: usize) -> Result<(), Error> {
+        self.inner.run_on(replier, workers)
     }
 
     /// The node's id.

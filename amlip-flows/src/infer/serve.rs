@@ -226,7 +226,12 @@ impl ModelHost {
         for info in server.models() {
             announce(&sender, Role::Server, &info);
         }
-        let inference = AsyncInferenceNode::serve(cfg.suffixed("Inf"), server.clone())?;
+        let mut inference = AsyncInferenceNode::with_config(cfg.suffixed("Inf"))?;
+        // Requests are independent and a model is shared read-only: one worker per core, so
+        // small requests compute side by side (a large batch is also cut across rayon's
+        // threads, see `nn::serve`).
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        inference.run_on(server.clone(), workers)?;
         let follower = if opts.follow {
             let receiver = Arc::new(ModelManagerReceiverNode::with_config(cfg.suffixed("Rcv"))?);
             let stop = Arc::new(AtomicBool::new(false));
