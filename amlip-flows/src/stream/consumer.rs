@@ -508,22 +508,31 @@ async fn read_producer(
             shared.update(i, |e| e.problem(what.clone()));
             return Err(what);
         }
-        // Grown as bytes arrive (1 MiB at a time): a frame announced but not sent costs little.
+        // The buffer is kept between frames and grows only as bytes arrive (1 MiB at a time):
+        // a frame announced but not sent costs little, and frames no larger than one already
+        // read are read in place (zeroing the buffer for every frame was one more pass over
+        // every byte streamed).
         let words = len / 4;
-        body.clear();
-        while body.len() < words {
-            let from = body.len();
-            body.resize(words.min(from + (1 << 18)), 0);
-            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut body[from..]);
+        let mut read = 0;
+        while read < words {
+            let upto = if body.len() > read {
+                words.min(body.len())
+            } else {
+                body.resize(words.min(read + (1 << 18)), 0);
+                body.len()
+            };
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut body[read..upto]);
             tokio::time::timeout(shared.silence, conn.read_exact(bytes))
                 .await
                 .map_err(|_| "a frame cut short".to_string())?
                 .map_err(|e| format!("a frame cut short ({e})"))?;
+            read = upto;
         }
-        wire::words_from_le(&mut body);
+        let body = &mut body[..words];
+        wire::words_from_le(body);
         shared.lock().producers[i].last_heard = Instant::now();
         match head[0] {
-            wire::BATCH => match wire::parse_batch(&body) {
+            wire::BATCH => match wire::parse_batch(body) {
                 Ok(b) => take_batch(shared, i, b),
                 Err(what) => {
                     shared.update(i, |e| e.problem(what.clone()));

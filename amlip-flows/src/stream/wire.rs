@@ -213,8 +213,10 @@ pub(crate) struct BatchFrame<'a> {
 /// A frame body as 32-bit words in host order, from its little-endian bytes (every frame is a
 /// whole number of words). Reading into words keeps the floats aligned: no copy to use them.
 pub(crate) fn words_from_le(words: &mut [u32]) {
-    for w in words {
-        *w = u32::from_le(*w);
+    if cfg!(target_endian = "big") {
+        for w in words {
+            *w = u32::from_le(*w);
+        }
     }
 }
 
