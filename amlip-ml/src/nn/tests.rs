@@ -194,3 +194,28 @@ fn parameters_round_trip_as_named_tensors_and_bad_ones_are_named() {
         "{e}"
     );
 }
+
+#[test]
+fn max_pool_outside_training_takes_each_window_s_largest_value() {
+    let net = Network::new(Spec {
+        input: vec![2, 6, 4],
+        layers: vec![Layer::MaxPool { size: 2 }, Layer::Flatten],
+        loss: Loss::Mse,
+    })
+    .unwrap();
+    let p = net.init(1);
+    let mut r = lcg(9);
+    // Three samples, negative values included (a window of negatives keeps its largest).
+    let x: Vec<f32> = (0..3 * 48).map(|_| r() - 0.5).collect();
+    let y = net.forward(&p, &x).unwrap();
+    let mut want = Vec::new();
+    for plane in x.chunks(24) {
+        for oy in 0..3 {
+            for ox in 0..2 {
+                let at = |dy: usize, dx: usize| plane[(oy * 2 + dy) * 4 + ox * 2 + dx];
+                want.push(at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1)));
+            }
+        }
+    }
+    assert_eq!(y, want);
+}
