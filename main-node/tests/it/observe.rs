@@ -205,6 +205,21 @@ fn metrics_count_a_batch_of_jobs_while_it_runs() {
 
 /// The DOM of `url` after its scripts ran, from headless Chromium; `None` if Chromium is not
 /// installed (and not required).
+/// The y of every curve-end label the page drew.
+fn end_label_ys(dom: &str) -> Vec<f64> {
+    dom.split("<text ")
+        .filter(|t| {
+            t.split('>')
+                .next()
+                .is_some_and(|a| a.contains("class=\"end-label\""))
+        })
+        .filter_map(|t| {
+            let rest = t.split(" y=\"").nth(1)?;
+            rest.split('"').next()?.parse().ok()
+        })
+        .collect()
+}
+
 fn chromium_dom(url: &str) -> Option<String> {
     let bin = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
@@ -289,6 +304,24 @@ fn the_dashboard_lists_the_nodes_and_draws_the_curve_in_chromium() {
     } else {
         assert!(drawn, "after {:?} the page shows:\n{dom}", start.elapsed());
         assert!(dom.contains("class=\"curve\""));
+        // Named axes, a throughput sparkline per node, and the labels of the four curves'
+        // ends (the aggregate and three shards, which may end close together) at least 14 px
+        // apart: 11 px text, drawn where each curve ends, overlapped.
+        assert!(
+            dom.contains(">round (epoch for all-reduce)</text>"),
+            "{dom}"
+        );
+        assert!(dom.contains(">test accuracy</text>"), "{dom}");
+        let rows = dom.matches("<tr class=\"node\"").count();
+        assert!(rows >= ids.len(), "{dom}");
+        assert_eq!(dom.matches("class=\"spark\"").count(), rows, "{dom}");
+        let mut ys = end_label_ys(&dom);
+        assert_eq!(ys.len(), 4, "{dom}");
+        ys.sort_by(f64::total_cmp);
+        assert!(
+            ys.windows(2).all(|w| w[1] - w[0] >= 13.9),
+            "end labels at y = {ys:?}"
+        );
     }
     main.interrupt();
     assert!(main.wait_exit(Duration::from_secs(30)).is_some());
