@@ -53,6 +53,16 @@ fn group_worker(nodes: &[Proc]) -> Option<usize> {
     })
 }
 
+/// Every node's output, for a failure's message (a node that never joined says why here).
+fn nodes_output(nodes: &[Proc]) -> String {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("--- node P{i} ---\n{}", n.output()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn the_seed_pipeline_runs_and_a_killed_task_node_s_work_finishes_elsewhere() {
     let d = domain();
@@ -116,8 +126,9 @@ after = ["train"]
     );
     assert!(
         main.wait_for("[train] step 20 ", Duration::from_secs(240)),
-        "{}",
-        main.output()
+        "{}\n{}",
+        main.output(),
+        nodes_output(&nodes)
     );
     let victim =
         group_worker(&nodes).unwrap_or_else(|| panic!("no node holds a worker: {}", main.output()));
