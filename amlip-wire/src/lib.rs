@@ -13,6 +13,7 @@
 //!   the model managers' RPC and statistics).
 //! - [`ext`]: amlip's extension types (heartbeats, chunks, credits, direct-path frames).
 //! - [`payload`]: jobs and solutions as named tensors in safetensors, with their kind.
+//! - [`summary`]: what a main does (job counters, sessions and their curves), for status views.
 #![warn(missing_docs)]
 
 #[doc(hidden)]
@@ -21,6 +22,7 @@ pub mod ext;
 pub mod id;
 pub mod messages;
 pub mod payload;
+pub mod summary;
 
 use bytes::Bytes;
 
