@@ -32,7 +32,9 @@
 //! ```
 #![warn(missing_docs)]
 
-pub use amlip_fabric::{batch, cancel, config, dds, error, job, node, payload, trust, wire};
+pub use amlip_fabric::{
+    batch, cancel, config, dds, error, job, node, payload, summary, trust, wire,
+};
 pub use amlip_flows::{ailoop, group, infer, kind, pipeline, session, stream};
 pub use amlip_ml::{aml, dataset, mlp, nn};
 

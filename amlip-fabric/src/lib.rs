@@ -24,6 +24,7 @@
 //!   plain jobs (the built-in ML kinds are `amlip-flows`').
 //! - [`trust`]: trusted domains: the files `trust init/add` write, their checks, and the
 //!   direct path's mutual TLS (DDS Security itself is rustdds's).
+//! - [`summary`]: what a main says about its jobs and sessions, for status views anywhere.
 //! - [`error`]: the errors node APIs return.
 #![warn(missing_docs)]
 
@@ -42,6 +43,7 @@ pub mod node;
 pub(crate) mod peers;
 pub(crate) mod protocol;
 pub mod runtime;
+pub mod summary;
 pub(crate) mod transfer;
 pub mod trust;
 

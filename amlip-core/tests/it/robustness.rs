@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{cfg, domain, uppercase_node, wait_until, watch, Domain};
 use amlip_core::dds::{topics, DroppedSamples, Participant, Profile};
+use amlip_core::node::ClusterMonitor;
 use amlip_core::prelude::*;
 use amlip_core::wire::{MsReference, MsRequest, WireType};
 use futures::StreamExt;
@@ -160,13 +161,15 @@ fn late_node_ignores_history(d: &Domain, main_cfg: NodeConfig) {
 }
 
 /// Garbage under every topic and type name a node reads: every reader receives it, counts it
-/// as malformed and drops it, and the nodes keep serving. A well-formed request under a
-/// foreign type name is dropped too (DDS would not match it).
+/// as malformed and drops it, and the nodes keep serving (a monitor, the reader of mains'
+/// summaries, keeps showing the main's). A well-formed request under a foreign type name is
+/// dropped too (DDS would not match it).
 #[test]
 fn garbage_on_every_topic_is_dropped_and_nodes_keep_serving() {
     let d = domain();
     let computing = uppercase_node("Computing", &d, Duration::ZERO);
     let main = MainNode::with_config(cfg("Main", &d)).unwrap();
+    let monitor = ClusterMonitor::start(cfg("Status", &d)).unwrap();
     let ok = main
         .request_job_solution("before", Duration::from_secs(30))
         .unwrap();
@@ -252,7 +255,8 @@ fn garbage_on_every_topic_is_dropped_and_nodes_keep_serving() {
     // Every topic's reader got garbage and dropped it as malformed.
     let dropped = || -> BTreeMap<String, DroppedSamples> {
         let mut all = main.dropped_samples();
-        for (topic, c) in computing.dropped_samples() {
+        let others = computing.dropped_samples().into_iter();
+        for (topic, c) in others.chain(monitor.dropped_samples()) {
             let e = all.entry(topic).or_default();
             e.malformed += c.malformed;
             e.foreign_type += c.foreign_type;
@@ -297,6 +301,17 @@ fn garbage_on_every_topic_is_dropped_and_nodes_keep_serving() {
         computing.jobs_served(),
         6,
         "the ghost request was not served"
+    );
+    let summary_says = |solved: u64| {
+        let nodes = monitor.nodes();
+        let m = nodes.iter().find(|n| n.id == main.id().to_string());
+        m.and_then(|n| n.main.as_ref())
+            .is_some_and(|m| m.solved == solved && m.state == "running")
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || summary_says(6)),
+        "{:?}",
+        monitor.nodes()
     );
 }
 

@@ -28,6 +28,9 @@ pub enum Profile {
     Status,
     /// `amlipx/node_info`: heartbeats; late joiners get each node's latest at once.
     NodeInfo,
+    /// `amlipx/main_summary`: each main's latest summary (up to ~58 KB); late joiners get it
+    /// at once.
+    Summary,
     /// `amlipx/stream_*`: bounded chunks under a credit window.
     Stream,
     /// `amlipx/credit_*`: flow-control acknowledgments.
@@ -45,7 +48,7 @@ impl Profile {
         match self {
             Profile::JobControl => 4096,
             Profile::JobPayload => 4,
-            Profile::Status | Profile::NodeInfo => 1,
+            Profile::Status | Profile::NodeInfo | Profile::Summary => 1,
             Profile::Stream => 1024,
             Profile::Credit => 64,
             Profile::ModelRpc => 1,
@@ -58,6 +61,8 @@ impl Profile {
             // A 50 MB GENERIC sample stays in the topic cache until pushed out; keep few.
             Profile::JobPayload => 32,
             Profile::Status | Profile::NodeInfo => 2048,
+            // At most ~15 MB of summaries cached, whatever peers send.
+            Profile::Summary => 256,
             // 60 KB chunks: at most ~30 MB retained; a sender has at most a 2 MB window (~35
             // chunks) unacknowledged, and we take samples as they come.
             Profile::Stream => 512,

@@ -11,15 +11,18 @@ pub const JOB_TASK_TARGET: &str = "amlip/job_task_target";
 pub const STATUS: &str = "amlip/status";
 /// amlip's heartbeats (extension).
 pub const NODE_INFO: &str = "amlipx/node_info";
+/// What each main does (extension): jobs, sessions, curves.
+pub const MAIN_SUMMARY: &str = "amlipx/main_summary";
 /// Never written: a writer is created on it to check that a participant still works.
 pub const PROBE: &str = "amlipx/probe";
 
 /// Every fixed topic name, with its type name (for tools that probe them all).
-pub const FIXED_TOPICS: [(&str, &str); 4] = [
+pub const FIXED_TOPICS: [(&str, &str); 5] = [
     (JOB_REQUEST_AVAILABILITY, "amlip::ms_request"),
     (JOB_TASK_TARGET, "amlip::ms_reference"),
     (STATUS, "amlip::status"),
     (NODE_INFO, "amlipx::node_info"),
+    (MAIN_SUMMARY, "amlipx::main_summary"),
 ];
 
 /// Where computing nodes answer a main's availability requests.

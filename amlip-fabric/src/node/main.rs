@@ -17,6 +17,7 @@ use crate::protocol::client::{
     self, ClientCommand, ClientShared, ClientStats, Responder, Solution,
 };
 use crate::runtime::{BoundedThread, NodeThread};
+use crate::summary::SessionHandle;
 use crate::wire::{AmlipId, NodeKind, TaskId};
 
 use super::STOP_TIMEOUT;
@@ -105,6 +106,11 @@ impl ClientHandle {
 
     pub fn stats(&self) -> ClientStats {
         self.shared.stats()
+    }
+
+    /// A session's entry in this main's summary (see [`crate::summary`]).
+    pub fn session(&self, kind: &str, name: &str, step_name: &str, steps: u32) -> SessionHandle {
+        self.shared.sessions.start(kind, name, step_name, steps)
     }
 
     /// Whether the engine has ended.
@@ -235,6 +241,13 @@ impl MainNode {
         MainProbe(self.handle.shared.clone())
     }
 
+    /// Starts a session's entry in the summary this main publishes: its `kind` (`fedavg`,
+    /// `aml`, `allreduce`, `pipeline`, ...), `name`, and `steps` in all of `step_name` (0:
+    /// unknown). Every status view on the domain then shows it, with its curve.
+    pub fn session(&self, kind: &str, name: &str, step_name: &str, steps: u32) -> SessionHandle {
+        self.handle.session(kind, name, step_name, steps)
+    }
+
     /// Waits until `n` computing nodes are known alive, for at most `timeout`, or until
     /// `cancel` is raised. Returns how many are known when it stops.
     pub fn wait_for_computing_nodes(
@@ -361,6 +374,13 @@ impl AsyncMainNode {
     /// (after the node stops, the last counters): for metrics exporters and dashboards.
     pub fn probe(&self) -> MainProbe {
         MainProbe(self.handle.shared.clone())
+    }
+
+    /// Starts a session's entry in the summary this main publishes: its `kind` (`fedavg`,
+    /// `aml`, `allreduce`, `pipeline`, ...), `name`, and `steps` in all of `step_name` (0:
+    /// unknown). Every status view on the domain then shows it, with its curve.
+    pub fn session(&self, kind: &str, name: &str, step_name: &str, steps: u32) -> SessionHandle {
+        self.handle.session(kind, name, step_name, steps)
     }
 }
 

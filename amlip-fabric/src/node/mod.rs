@@ -24,7 +24,10 @@ pub use inference::{AsyncEdgeNode, AsyncInferenceNode, EdgeNode, InferenceNode};
 pub(crate) use main::ClientHandle;
 pub use main::{AsyncMainNode, MainNode, MainProbe, SolutionListener};
 pub use model_manager::{ModelManagerReceiverNode, ModelManagerSenderNode, ModelReplier};
-pub use monitor::{kind_name, ClusterMonitor, MonitorProbe, NodeView};
+pub use monitor::{
+    kind_name, ClusterMonitor, MainView, MonitorProbe, NodeView, PointView, SessionView,
+    SUMMARY_MEMORY,
+};
 pub use status::StatusNode;
 
 use crate::config::NodeConfig;

@@ -1,6 +1,8 @@
 //! Cluster monitors: every node on the domain and what it does, for `main-node status` and
 //! dashboards. AML-IP's own nodes are seen through the status topic (id, kind, state); amlip
-//! nodes also through their heartbeats (host, jobs held and done, how recently heard).
+//! nodes also through their heartbeats (host, jobs held and done, how recently heard), and
+//! amlip mains through their summaries (job counters, sessions and their curves), which stay
+//! visible for [`SUMMARY_MEMORY`] after the main left.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,10 +13,12 @@ use serde::Serialize;
 use super::status::watch;
 use super::{start_engine, STOP_TIMEOUT};
 use crate::config::NodeConfig;
+use crate::dds::{DropCounters, DroppedSamples};
 use crate::error::Error;
 use crate::protocol::core::{report_start, Inbound, Role};
 use crate::runtime::NodeThread;
 use crate::wire::ext::NodeInfo;
+use crate::wire::summary::{MainSummary, SessionState};
 use crate::wire::{AmlipId, NodeKind, NodeState};
 
 /// A node as a monitor sees it.
@@ -38,7 +42,85 @@ pub struct NodeView {
     pub last_heard_ms: u64,
     /// Whether it is an amlip node (sends heartbeats).
     pub amlip: bool,
+    /// Mains: what the main said it does, in its last summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main: Option<MainView>,
 }
+
+/// A main's jobs and sessions, from its last summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MainView {
+    /// `running`; `finished` once it left (its figures are final); `lost` when it vanished
+    /// without a word (killed, cut off).
+    pub state: String,
+    /// Jobs submitted.
+    pub sent: u64,
+    /// Jobs solved.
+    pub solved: u64,
+    /// Jobs ended without a solution.
+    pub failed: u64,
+    /// Jobs re-sent.
+    pub resent: u64,
+    /// Answers dropped because their job was already decided.
+    pub duplicates_dropped: u64,
+    /// Jobs waiting for or held by a computing node.
+    pub in_flight: u32,
+    /// Computing nodes it knows alive.
+    pub computing_nodes: u32,
+    /// Jobs solved per second, over its last 10 s.
+    pub solved_per_s: f64,
+    /// Bytes of jobs it sent.
+    pub bytes_sent: u64,
+    /// Bytes of solutions it accepted.
+    pub bytes_received: u64,
+    /// Seconds since it started.
+    pub uptime_s: f64,
+    /// Its sessions: running ones first, then the latest finished.
+    pub sessions: Vec<SessionView>,
+}
+
+/// One session of a main.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionView {
+    /// `fedavg`, `aml`, `allreduce`, `pipeline`, `ailoop`, ...
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// `running`, `done` or `failed`; `lost` if its main vanished while it ran.
+    pub state: String,
+    /// Its last line, final figures, or why it failed.
+    pub detail: String,
+    /// Steps done.
+    pub step: u32,
+    /// Steps in all (0: unknown).
+    pub steps: u32,
+    /// `round`, `epoch`, `task`, `iteration`.
+    pub step_name: String,
+    /// Its curve, oldest first.
+    pub points: Vec<PointView>,
+}
+
+/// One point of a session's curve.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointView {
+    /// The round, epoch or iteration.
+    pub step: u32,
+    /// `None`: the aggregate model; `Some(k)`: shard (or worker) k, 0-based.
+    pub shard: Option<u32>,
+    /// Training loss.
+    pub loss: Option<f64>,
+    /// Test accuracy.
+    pub accuracy: Option<f64>,
+    /// Test mean squared error.
+    pub mse: Option<f64>,
+    /// Seconds since the session began.
+    pub seconds: f64,
+}
+
+/// How long a main's last summary stays in view after it left or vanished.
+pub const SUMMARY_MEMORY: Duration = Duration::from_secs(600);
+/// Mains whose summaries a monitor keeps (memory a peer can make it use is bounded).
+const MAX_SUMMARIES: usize = 64;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -47,6 +129,7 @@ struct Entry {
     lost: bool,
     info: Option<NodeInfo>,
     heard: Instant,
+    summary: Option<Box<MainSummary>>,
 }
 
 type Table = Arc<Mutex<BTreeMap<AmlipId, Entry>>>;
@@ -59,6 +142,7 @@ pub struct ClusterMonitor {
     id: AmlipId,
     table: Table,
     thread: Option<NodeThread>,
+    dropped: Arc<DropCounters>,
 }
 
 impl ClusterMonitor {
@@ -66,10 +150,11 @@ impl ClusterMonitor {
     pub fn start(cfg: NodeConfig) -> Result<Self, Error> {
         let table: Table = Arc::default();
         let t = table.clone();
+        let dropped = Arc::new(DropCounters::default());
         let (id, thread) = start_engine(
             NodeKind::Status,
             cfg,
-            Default::default(),
+            dropped.clone(),
             "amlip-monitor",
             move |core, ready, mut shutdown| async move {
                 let Some(inbound) = report_start(&ready, core.subscribe(Role::Monitor)) else {
@@ -92,6 +177,16 @@ impl ClusterMonitor {
                             e.info = Some(info);
                         });
                     }
+                    Inbound::Summary(s) if s.id != me => {
+                        let id = s.id.clone();
+                        record(&t, &id, |e| {
+                            if e.kind == NodeKind::Undetermined {
+                                e.kind = NodeKind::Main;
+                            }
+                            e.summary = Some(s);
+                        });
+                        forget_oldest_summaries(&t);
+                    }
                     Inbound::PeersLost(ids) => {
                         let mut table = t.lock().expect("monitor table");
                         for id in ids {
@@ -110,6 +205,7 @@ impl ClusterMonitor {
             id,
             table,
             thread: Some(thread),
+            dropped,
         })
     }
 
@@ -121,6 +217,11 @@ impl ClusterMonitor {
     /// Every node seen so far, by id.
     pub fn nodes(&self) -> Vec<NodeView> {
         self.probe().nodes()
+    }
+
+    /// Samples its readers dropped (malformed, foreign type), by topic.
+    pub fn dropped_samples(&self) -> BTreeMap<String, DroppedSamples> {
+        self.dropped.snapshot()
     }
 
     /// A handle that reads the table from any thread (dashboards).
@@ -164,10 +265,87 @@ fn record(table: &Table, id: &AmlipId, update: impl FnOnce(&mut Entry)) {
         lost: false,
         info: None,
         heard: Instant::now(),
+        summary: None,
     });
     update(e);
     e.heard = Instant::now();
     e.lost = false;
+}
+
+/// Keeps at most [`MAX_SUMMARIES`] summaries: those heard longest ago go first.
+fn forget_oldest_summaries(table: &Table) {
+    let mut t = table.lock().expect("monitor table");
+    let mut with: Vec<(Instant, AmlipId)> = (t.iter())
+        .filter(|(_, e)| e.summary.is_some())
+        .map(|(id, e)| (e.heard, id.clone()))
+        .collect();
+    if with.len() <= MAX_SUMMARIES {
+        return;
+    }
+    with.sort();
+    for (_, id) in &with[..with.len() - MAX_SUMMARIES] {
+        if let Some(e) = t.get_mut(id) {
+            e.summary = None;
+        }
+    }
+}
+
+/// A main's summary as shown: `finished` once it said it left (its participant going after
+/// that is no loss), `running` while heard, else `lost`.
+fn main_view(s: &MainSummary, e: &Entry, node_state: &str) -> MainView {
+    let state = match (e.state, node_state) {
+        (NodeState::Dropped | NodeState::Stopped, _) => "finished",
+        (_, "running") => "running",
+        _ => "lost",
+    };
+    // An f32 widened as its shortest decimal (0.8976, not 0.897599995...): what the main
+    // measured, as it printed it.
+    let widen = |v: f32| v.to_string().parse::<f64>().unwrap_or(v as f64);
+    let figure = |v: f32| (!v.is_nan()).then(|| widen(v));
+    MainView {
+        state: state.to_owned(),
+        sent: s.jobs_sent,
+        solved: s.jobs_solved,
+        failed: s.jobs_failed,
+        resent: s.jobs_resent,
+        duplicates_dropped: s.duplicates_dropped,
+        in_flight: s.jobs_in_flight,
+        computing_nodes: s.computing_nodes,
+        solved_per_s: if state == "running" {
+            widen(s.solved_per_s)
+        } else {
+            0.0
+        },
+        bytes_sent: s.bytes_sent,
+        bytes_received: s.bytes_received,
+        uptime_s: s.uptime_ms as f64 / 1000.0,
+        sessions: (s.sessions.iter())
+            .map(|x| SessionView {
+                kind: x.kind.clone(),
+                name: x.name.clone(),
+                state: match (x.state, state) {
+                    (SessionState::Running, "running") => "running",
+                    (SessionState::Running, _) => "lost",
+                    (other, _) => other.name(),
+                }
+                .to_owned(),
+                detail: x.detail.clone(),
+                step: x.step,
+                steps: x.steps,
+                step_name: x.step_name.clone(),
+                points: (x.points.iter())
+                    .map(|p| PointView {
+                        step: p.step,
+                        shard: p.series.checked_sub(1),
+                        loss: figure(p.loss),
+                        accuracy: figure(p.accuracy),
+                        mse: figure(p.mse),
+                        seconds: widen(p.seconds),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
 fn view(id: &AmlipId, e: &Entry, now: Instant) -> NodeView {
@@ -193,7 +371,6 @@ fn view(id: &AmlipId, e: &Entry, now: Instant) -> NodeView {
     NodeView {
         id: id.to_string(),
         kind: kind_name(e.kind),
-        state,
         host: info.and_then(|i| {
             i.direct_addrs
                 .iter()
@@ -208,6 +385,10 @@ fn view(id: &AmlipId, e: &Entry, now: Instant) -> NodeView {
         jobs_done: info.map(|i| i.jobs_done as u64),
         last_heard_ms: ago.as_millis() as u64,
         amlip: info.is_some(),
+        main: (e.summary.as_ref())
+            .filter(|_| state == "running" || ago < SUMMARY_MEMORY)
+            .map(|s| main_view(s, e, &state)),
+        state,
     }
 }
 

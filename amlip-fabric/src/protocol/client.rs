@@ -24,9 +24,10 @@ use super::core::{
 
 use crate::error::JobError;
 use crate::runtime::Shutdown;
+use crate::summary::{self, SessionBoard, Summarizer};
 use crate::transfer::{Envelope, TransferError};
 use crate::wire::ext::{ChunkKind, JobPhase};
-use crate::wire::{AmlipId, MsReference, MsRequest, NodeState, TaskId};
+use crate::wire::{AmlipId, MsReference, MsRequest, NodeKind, NodeState, TaskId};
 
 /// A job's solution, with the job's task id and the computing node that solved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +198,8 @@ pub(crate) struct ClientShared {
     pub stats: Mutex<ClientStats>,
     /// The direct path's counters, read live by [`ClientShared::stats`].
     direct: std::sync::OnceLock<Arc<crate::direct::DirectCounts>>,
+    /// The sessions this main runs, for its summary.
+    pub sessions: Arc<SessionBoard>,
 }
 
 impl ClientShared {
@@ -353,6 +356,9 @@ pub(crate) async fn run(
     engine.heartbeat().await;
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut heartbeat = tokio::time::interval(core.cfg.heartbeat);
+    // Mains say what they do; edge nodes (the same engine) have nothing to show.
+    let mut summarizer = (core.kind == NodeKind::Main).then(Summarizer::new);
+    let mut summary_tick = tokio::time::interval(summary::PERIOD);
     loop {
         let mut died = false;
         tokio::select! {
@@ -369,6 +375,11 @@ pub(crate) async fn run(
             Some(ev) = internal_rx.recv() => engine.on_internal(ev).await,
             _ = tick.tick() => engine.on_tick().await,
             _ = heartbeat.tick() => engine.heartbeat().await,
+            _ = summary_tick.tick(), if summarizer.is_some() => {
+                if let Some(s) = summarizer.as_mut() {
+                    engine.summarize(s, false).await;
+                }
+            }
         }
         if died && !shutdown.is_triggered() {
             match core.recover(Role::Client).await {
@@ -382,6 +393,9 @@ pub(crate) async fn run(
     for (id, job) in engine.jobs.drain() {
         job.respond
             .respond(id, Err(JobError::Stopped { task_id: id }));
+    }
+    if let Some(s) = summarizer.as_mut() {
+        engine.summarize(s, true).await;
     }
     core.publish_status(NodeState::Dropped).await;
     core.publish_info(NodeState::Dropped, Load::default()).await;
@@ -397,6 +411,14 @@ impl ClientEngine {
             .references(&self.core.service.task_target())?
             .write(target)
             .await
+    }
+
+    /// Publishes the main's summary if it is due (`last`: whatever it is, as the main leaves).
+    async fn summarize(&self, summarizer: &mut Summarizer, last: bool) {
+        let stats = self.shared.stats();
+        if let Some(s) = summarizer.due(&self.core.id, &stats, &self.shared.sessions, last) {
+            self.core.publish_summary(&s, last).await;
+        }
     }
 
     /// Publishes the main's heartbeat: its task counter and open requests.

@@ -23,6 +23,7 @@ use crate::wire::ext::{
     Chunk, ChunkKind, Credit, JobProgress, NodeInfo, EXTENSION_VERSION, FEATURE_DIRECT,
     FEATURE_STREAM,
 };
+use crate::wire::summary::MainSummary;
 use crate::wire::{
     AmlipId, MsData, MsReference, MsRequest, NodeKind, NodeState, Status, TaskId, WireType,
 };
@@ -77,6 +78,8 @@ pub enum Inbound {
     Heartbeat,
     /// Every heartbeat of every amlip node, for monitors ([`Role::Monitor`]) only.
     Info(NodeInfo),
+    /// Every main's summary, for monitors only.
+    Summary(Box<MainSummary>),
     Status(Status),
     PeersLost(Vec<AmlipId>),
     /// A reader of another DDS implementation (an AML-IP node's) was found on this topic.
@@ -220,6 +223,27 @@ impl NodeCore {
         if state == NodeState::Dropped {
             // The node is about to leave: give readers a moment to receive its last word.
             ep.status.flush(LAST_WORD_WAIT).await;
+        }
+    }
+
+    /// Publishes a main's summary (no-op without extensions); `last` waits a moment for
+    /// readers to have it, as the node is about to leave.
+    pub async fn publish_summary(&self, summary: &MainSummary, last: bool) {
+        if !self.cfg.extensions {
+            return;
+        }
+        let ep = self.endpoints();
+        let w = match ep.summary() {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!("cannot create the summary writer: {e}");
+                return;
+            }
+        };
+        if let Err(e) = w.write(summary).await {
+            tracing::debug!("cannot publish the main's summary: {e}");
+        } else if last {
+            w.flush(LAST_WORD_WAIT).await;
         }
     }
 
@@ -563,6 +587,11 @@ impl NodeCore {
                         );
                         Inbound::Info(s.value)
                     })
+                    .boxed_local(),
+            );
+            streams.push(
+                decoded(p.reader::<MainSummary>(topics::MAIN_SUMMARY, Profile::Summary)?)
+                    .map(|s| Inbound::Summary(Box::new(s.value)))
                     .boxed_local(),
             );
         }

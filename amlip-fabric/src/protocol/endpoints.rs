@@ -14,6 +14,7 @@ use crate::config::NodeConfig;
 use crate::dds::topics::Service;
 use crate::dds::{topics, DdsError, DropCounters, Participant, Profile, Writer};
 use crate::wire::ext::{Chunk, Credit, NodeInfo};
+use crate::wire::summary::MainSummary;
 use crate::wire::{AmlipId, MsData, MsReference, MsRequest, Status, WireType};
 
 /// Writers created on demand and kept, one per topic.
@@ -125,6 +126,7 @@ pub struct Endpoints {
     payloads: WriterCache<MsData>,
     streams: StreamWriters,
     credits: WriterCache<Credit>,
+    summaries: WriterCache<MainSummary>,
     /// Whose topics `requests` writes on.
     service: Service,
     // Last: fields drop in order, and writers must go before their participant.
@@ -153,6 +155,7 @@ impl Endpoints {
             payloads: WriterCache::new(Profile::JobPayload),
             streams: StreamWriters::default(),
             credits: WriterCache::new(Profile::Credit),
+            summaries: WriterCache::new(Profile::Summary),
             service,
             participant,
         })
@@ -177,6 +180,11 @@ impl Endpoints {
     /// The credit writer towards a peer that streams to us.
     pub fn credits(&self, peer: &AmlipId) -> Result<Rc<Writer<Credit>>, DdsError> {
         self.credits.get(&self.participant, &topics::credit(peer))
+    }
+
+    /// The main's summary writer (created on first use: only mains publish one).
+    pub fn summary(&self) -> Result<Rc<Writer<MainSummary>>, DdsError> {
+        self.summaries.get(&self.participant, topics::MAIN_SUMMARY)
     }
 
     /// Creates the stream writers towards `peer` ahead of their first use.

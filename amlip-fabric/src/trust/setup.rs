@@ -68,6 +68,7 @@ const OBSERVED: &[&str] = &[
     "amlip/status",
     "amlip/model_statistics",
     "amlipx/node_info",
+    "amlipx/main_summary",
     "amlipx/probe",
 ];
 
