@@ -23,7 +23,7 @@
 
 // The floors below, under the names the code has always used.
 pub(crate) use amlip_fabric::{
-    batch, cancel, config, dds, error, job, node, payload, runtime, trust, wire,
+    batch, cancel, config, dds, error, job, node, payload, runtime, summary, trust, wire,
 };
 pub(crate) use amlip_ml::{aml, dataset, mlp, nn};
 

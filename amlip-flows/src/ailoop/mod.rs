@@ -31,6 +31,7 @@ use crate::kind::{self, JobKind, Json};
 use crate::nn::{Network, OptimState, Optimizer, Spec};
 use crate::node::MainNode;
 use crate::payload::Payload;
+use crate::summary::{Figures, SessionHandle};
 use kinds::{ExpensiveRank, FitJob, FitResult, NnFit, SimCheap, SimExpensive, TaylorTerms};
 
 /// Why the loop stopped without its successes.
@@ -215,9 +216,42 @@ impl AiLoop {
     pub fn run(
         &self,
         main: &MainNode,
+        inference: Inference,
+        cancel: &CancelToken,
+        say: &dyn Fn(&str),
+    ) -> Result<AiLoopReport, AiLoopError> {
+        // Its entry in the main's summary: successes as steps, |model - Taylor| per iteration
+        // as the curve.
+        let session = main.session("ailoop", "AI in the loop", "success", self.successes as u32);
+        let said = |line: &str| {
+            session.say(line);
+            say(line)
+        };
+        match self.iterate(main, inference, cancel, &said, &session) {
+            Ok(r) => {
+                session.finish(&format!(
+                    "{} successes in {} iterations, trained {} time(s), {:.1} s",
+                    r.successes.len(),
+                    r.iterations,
+                    r.times_trained,
+                    r.seconds
+                ));
+                Ok(r)
+            }
+            Err(e) => {
+                session.fail(&e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn iterate(
+        &self,
+        main: &MainNode,
         mut inference: Inference,
         cancel: &CancelToken,
         say: &dyn Fn(&str),
+        session: &SessionHandle,
     ) -> Result<AiLoopReport, AiLoopError> {
         let start = Instant::now();
         let model = |e: crate::nn::NnError| AiLoopError::Model(e.to_string());
@@ -327,7 +361,13 @@ impl AiLoop {
             report.phases.sim_cheap += t.elapsed().as_secs_f64();
             report.phases.check += t.elapsed().as_secs_f64();
 
-            if (approx - taylor).abs() > self.tolerance {
+            let error = (approx - taylor).abs();
+            let figures = Figures {
+                loss: Some(error),
+                ..Figures::default()
+            };
+            session.point(report.iterations as u32, 0, figures);
+            if error > self.tolerance {
                 say("training");
                 let t = Instant::now();
                 let ranks: Vec<Json<ExpensiveRank>> = (0..ranks)
@@ -404,6 +444,7 @@ impl AiLoop {
                 exact,
                 taylor,
             });
+            session.step(report.successes.len() as u32, self.successes as u32);
             x = rng.random_range(-pi..pi);
         }
         report.seconds = start.elapsed().as_secs_f64();

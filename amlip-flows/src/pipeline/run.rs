@@ -17,6 +17,7 @@ use crate::nn::{Optimizer, Spec};
 use crate::node::MainNode;
 use crate::payload::Payload;
 use crate::session::{AllReduce, Observer, Runner};
+use crate::summary::SessionHandle;
 
 /// How a pipeline runs.
 #[derive(Clone)]
@@ -57,6 +58,32 @@ impl Pipeline {
         main: &MainNode,
         opts: &RunOptions,
         say: Said<'_>,
+    ) -> Result<Vec<TaskReport>, PipelineError> {
+        // Its entry in the main's summary: tasks done as steps, each event as its line.
+        let session = main.session("pipeline", &self.name, "task", self.tasks.len() as u32);
+        let start = Instant::now();
+        let said = |line: &str| {
+            session.say(line);
+            say(line)
+        };
+        let result = self.run_tasks(main, opts, &said, &session);
+        match &result {
+            Ok(r) => session.finish(&format!(
+                "{} task(s) done in {:.1} s",
+                r.len(),
+                start.elapsed().as_secs_f64()
+            )),
+            Err(e) => session.fail(&e.to_string()),
+        }
+        result
+    }
+
+    fn run_tasks(
+        &self,
+        main: &MainNode,
+        opts: &RunOptions,
+        say: Said<'_>,
+        session: &SessionHandle,
     ) -> Result<Vec<TaskReport>, PipelineError> {
         let stop = CancelToken::new();
         let mut outputs: BTreeMap<String, Arc<Payload>> = BTreeMap::new();
@@ -105,6 +132,7 @@ impl Pipeline {
                         ));
                         outputs.insert(name, Arc::new(out));
                         reports.push(report);
+                        session.step(reports.len() as u32, self.tasks.len() as u32);
                     }
                     Ok((_, Err(e))) => {
                         finished += 1;

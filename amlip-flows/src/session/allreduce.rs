@@ -164,6 +164,36 @@ impl AllReduce {
         train: &Dataset,
         test: &Dataset,
     ) -> Result<AllReduceReport, SessionError> {
+        let convolves = (self.spec.layers.iter()).any(|l| matches!(l, nn::Layer::Conv2d { .. }));
+        let name = format!(
+            "{} of {} layers on {} workers",
+            if convolves { "CNN" } else { "dense network" },
+            self.spec.layers.len(),
+            self.workers
+        );
+        runner.begin("allreduce", &name, "epoch", self.epochs);
+        let report = self.train(runner, train, test);
+        let what = if self.spec.loss.classifies() {
+            "test accuracy"
+        } else {
+            "test MSE"
+        };
+        runner.end(&report, |r| match r.epochs.last() {
+            Some(e) => format!(
+                "epoch {}: {what} {:.4}, train loss {:.4}, {:.1} s",
+                e.epoch, e.score, e.loss, r.seconds
+            ),
+            None => "no epoch".into(),
+        });
+        report
+    }
+
+    fn train(
+        &self,
+        runner: &mut Runner<'_>,
+        train: &Dataset,
+        test: &Dataset,
+    ) -> Result<AllReduceReport, SessionError> {
         let start = Instant::now();
         let net =
             Network::new(self.spec.clone()).map_err(|e| SessionError::Config(e.to_string()))?;

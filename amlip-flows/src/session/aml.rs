@@ -114,6 +114,23 @@ impl AmlShards {
         train: &Dataset,
         test: &Dataset,
     ) -> Result<TrainReport, SessionError> {
+        let what = match self.digit {
+            Some(d) => class_name(train, d),
+            None => format!("{}-class", train.classes()),
+        };
+        let name = format!("AML {what} on {} shard(s)", self.shards);
+        runner.begin("aml", &name, "round", 1);
+        let report = self.train(runner, train, test);
+        runner.end(&report, |r| r.table.final_line());
+        report
+    }
+
+    fn train(
+        &self,
+        runner: &mut Runner<'_>,
+        train: &Dataset,
+        test: &Dataset,
+    ) -> Result<TrainReport, SessionError> {
         let n = self.shards;
         super::check_shards("AML", n, train)?;
         if train.classes() == 0 || test.classes() != train.classes() {

@@ -118,6 +118,25 @@ impl MlpShards {
         train: &Dataset,
         test: &Dataset,
     ) -> Result<TrainReport, SessionError> {
+        let name = format!(
+            "MLP {}-{}-{} on {} shard(s)",
+            train.width(),
+            self.hidden,
+            train.classes().max(1),
+            self.shards
+        );
+        runner.begin("fedavg", &name, "round", self.rounds);
+        let report = self.train(runner, train, test);
+        runner.end(&report, |r| r.table.final_line());
+        report
+    }
+
+    fn train(
+        &self,
+        runner: &mut Runner<'_>,
+        train: &Dataset,
+        test: &Dataset,
+    ) -> Result<TrainReport, SessionError> {
         let n = self.shards;
         super::check_shards("the MLP", n, train)?;
         if test.task() != train.task() || test.width() != train.width() {

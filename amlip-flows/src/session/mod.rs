@@ -38,6 +38,7 @@ use crate::cancel::CancelToken;
 use crate::error::{Error, JobError};
 use crate::node::MainNode;
 use crate::payload::PayloadError;
+use crate::summary::{Figures, SessionHandle};
 use crate::wire::AmlipId;
 
 /// Why a session stopped before its end.
@@ -161,6 +162,8 @@ pub struct Runner<'a> {
     deadline: Instant,
     cancel: CancelToken,
     progress: Progress,
+    /// The session's entry in its main's summary, once [`begin`](Runner::begin) named it.
+    session: Option<SessionHandle>,
 }
 
 impl<'a> Runner<'a> {
@@ -172,6 +175,25 @@ impl<'a> Runner<'a> {
             deadline: Instant::now() + timeout,
             cancel: CancelToken::new(),
             progress: Progress::new(),
+            session: None,
+        }
+    }
+
+    /// Names the session in its main's summary, so that every status view on the domain shows
+    /// it: its `kind` (`fedavg`, `aml`, `allreduce`, ...), `name`, and `steps` in all of
+    /// `step_name`. Its points ([`progress`](Self::progress)) and lines ([`note`](Self::note))
+    /// go there too, until [`end`](Self::end).
+    pub fn begin(&mut self, kind: &str, name: &str, step_name: &str, steps: usize) {
+        self.session = Some(self.main.session(kind, name, step_name, steps as u32));
+    }
+
+    /// Ends the session's entry with `result`: its final figures (`line` of the value), or the
+    /// error.
+    pub fn end<T>(&mut self, result: &Result<T, SessionError>, line: impl FnOnce(&T) -> String) {
+        let Some(s) = self.session.take() else { return };
+        match result {
+            Ok(v) => s.finish(&line(v)),
+            Err(e) => s.fail(&e.to_string()),
         }
     }
 
@@ -183,6 +205,18 @@ impl<'a> Runner<'a> {
 
     /// Records a point of the session's progress.
     pub fn progress(&mut self, point: TrainPoint) {
+        if let Some(s) = &self.session {
+            let series = point.shard.map_or(0, |k| k as u32 + 1);
+            let figures = Figures {
+                loss: point.loss,
+                accuracy: point.accuracy,
+                mse: point.mse,
+            };
+            s.point(point.round as u32, series, figures);
+            if point.shard.is_none() {
+                s.step(point.round as u32, point.rounds as u32);
+            }
+        }
         self.progress.push(point);
     }
 
@@ -205,6 +239,9 @@ impl<'a> Runner<'a> {
 
     /// Tells the observer a line about the session.
     pub fn note(&mut self, line: &str) {
+        if let Some(s) = &self.session {
+            s.say(line);
+        }
         self.observer.note(line);
     }
 

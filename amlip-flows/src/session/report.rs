@@ -136,6 +136,28 @@ pub struct Table {
     pub rows: Vec<Row>,
 }
 
+impl Table {
+    /// The last row (the aggregate) in one line, its figures as the table prints them: what a
+    /// status view shows as the session's result.
+    pub fn final_line(&self) -> String {
+        let Some(r) = self.rows.last() else {
+            return "no result".into();
+        };
+        match r.score {
+            Score::Classes {
+                accuracy,
+                balanced,
+                fpr,
+                fnr,
+            } => format!(
+                "{}: accuracy {accuracy:.4}, bal. acc {balanced:.4}, FPR {fpr:.4}, FNR {fnr:.4}",
+                r.name
+            ),
+            Score::Regression { mse, mae } => format!("{}: MSE {mse:.5}, MAE {mae:.5}", r.name),
+        }
+    }
+}
+
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.title)?;
