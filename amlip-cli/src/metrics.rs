@@ -6,6 +6,14 @@
 //! `amlip_job_round_trip_seconds{size=...}` (a histogram by payload size class),
 //! `amlip_{sent,received}_bytes_total`, `amlip_peers_alive{kind}`, and the training
 //! progress `amlip_training_{round,rounds,loss,accuracy,mse}` while `main-node train` runs.
+//!
+//! Where a cluster monitor feeds it (`main-node status --serve`, `train --serve`), the whole
+//! domain as one scrape target: `amlip_cluster_nodes{kind,state}`, per node
+//! `amlip_node_jobs_{done_total,in_flight}{node,kind}`, per main (from its summary)
+//! `amlip_main_jobs_{sent,solved,failed,resent,duplicates_dropped}_total{main}`,
+//! `amlip_main_jobs_in_flight`, `amlip_main_solved_per_second`, `amlip_main_up{main,state}`,
+//! and per session its latest figures, `amlip_session_{step,steps,loss,accuracy,mse}`
+//! `{main,kind,session,state}`.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,13 +21,16 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::node::{ComputingProbe, MainProbe, MonitorProbe, ROUND_TRIP_BUCKETS, SIZE_CLASSES};
+use crate::node::{
+    ComputingProbe, MainProbe, MainView, MonitorProbe, NodeView, PointView, SessionView,
+    ROUND_TRIP_BUCKETS, SIZE_CLASSES,
+};
 use crate::session::Progress;
 
 /// Where the numbers come from: the nodes of this process and the training in progress.
@@ -185,6 +196,9 @@ impl Collector for Sources {
                 c.requests_refused(),
             )?;
         }
+        if let Some(m) = &inner.monitor {
+            cluster(e, &m.nodes())?;
+        }
         if let Some(p) = &inner.progress {
             let last = p.last();
             if let Some(l) = last {
@@ -240,6 +254,209 @@ fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Result<()
     ConstGauge::new(v).encode(m)
 }
 
+/// A metric family read off each of a list of things (nodes, mains, sessions).
+struct Read<T> {
+    name: &'static str,
+    help: &'static str,
+    ty: MetricType,
+    /// `None`: no sample for that one.
+    value: fn(&T) -> Option<f64>,
+}
+
+impl<T> Read<T> {
+    const fn counter(name: &'static str, help: &'static str, value: fn(&T) -> Option<f64>) -> Self {
+        Self {
+            name,
+            help,
+            ty: MetricType::Counter,
+            value,
+        }
+    }
+
+    const fn gauge(name: &'static str, help: &'static str, value: fn(&T) -> Option<f64>) -> Self {
+        Self {
+            name,
+            help,
+            ty: MetricType::Gauge,
+            value,
+        }
+    }
+}
+
+/// Encodes each of `reads` over `items`, one sample per item under its labels (a family with
+/// no sample is left out).
+fn families<T, L: EncodeLabelSet>(
+    e: &mut DescriptorEncoder,
+    items: &[(L, &T)],
+    reads: &[Read<T>],
+) -> Result<(), std::fmt::Error> {
+    for r in reads {
+        let rows: Vec<(&L, f64)> = (items.iter())
+            .filter_map(|(labels, item)| Some((labels, (r.value)(item)?)))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let mut m = e.encode_descriptor(r.name, r.help, None, r.ty)?;
+        for (labels, v) in rows {
+            let f = m.encode_family(labels)?;
+            match r.ty {
+                MetricType::Counter => ConstCounter::new(v).encode(f)?,
+                _ => ConstGauge::new(v).encode(f)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+const NODE_READS: [Read<NodeView>; 2] = [
+    Read::counter(
+        "amlip_node_jobs_done",
+        "Jobs served (computing nodes) or solved (mains), from each amlip node's heartbeat.",
+        |n| n.jobs_done.map(|v| v as f64),
+    ),
+    Read::gauge(
+        "amlip_node_jobs_in_flight",
+        "Jobs held (computing nodes) or waiting (mains), from each amlip node's heartbeat.",
+        |n| n.jobs_in_flight.map(|v| v as f64),
+    ),
+];
+
+const MAIN_READS: [Read<MainView>; 7] = [
+    Read::counter("amlip_main_jobs_sent", "Jobs each main submitted.", |m| {
+        Some(m.sent as f64)
+    }),
+    Read::counter(
+        "amlip_main_jobs_solved",
+        "Jobs each main had solved.",
+        |m| Some(m.solved as f64),
+    ),
+    Read::counter(
+        "amlip_main_jobs_failed",
+        "Jobs of each main ended without a solution.",
+        |m| Some(m.failed as f64),
+    ),
+    Read::counter("amlip_main_jobs_resent", "Jobs each main re-sent.", |m| {
+        Some(m.resent as f64)
+    }),
+    Read::counter(
+        "amlip_main_jobs_duplicates_dropped",
+        "Answers each main dropped because their job was already decided.",
+        |m| Some(m.duplicates_dropped as f64),
+    ),
+    Read::gauge(
+        "amlip_main_jobs_in_flight",
+        "Jobs of each main waiting for or held by a computing node.",
+        |m| Some(m.in_flight as f64),
+    ),
+    Read::gauge(
+        "amlip_main_solved_per_second",
+        "Jobs each main had solved per second, over its last 10 s.",
+        |m| Some(m.solved_per_s),
+    ),
+];
+
+/// A session's latest aggregate figure that `f` reads.
+fn latest(s: &SessionView, f: fn(&PointView) -> Option<f64>) -> Option<f64> {
+    (s.points.iter().rev())
+        .filter(|p| p.shard.is_none())
+        .find_map(f)
+}
+
+const SESSION_READS: [Read<SessionView>; 5] = [
+    Read::gauge(
+        "amlip_session_step",
+        "Steps (rounds, epochs, tasks) each session has done.",
+        |s| Some(s.step as f64),
+    ),
+    Read::gauge(
+        "amlip_session_steps",
+        "Steps each session has in all (0: unknown).",
+        |s| Some(s.steps as f64),
+    ),
+    Read::gauge(
+        "amlip_session_loss",
+        "Each session's latest training loss (aggregate).",
+        |s| latest(s, |p| p.loss),
+    ),
+    Read::gauge(
+        "amlip_session_accuracy",
+        "Each session's latest test accuracy (aggregate).",
+        |s| latest(s, |p| p.accuracy),
+    ),
+    Read::gauge(
+        "amlip_session_mse",
+        "Each session's latest test MSE (aggregate).",
+        |s| latest(s, |p| p.mse),
+    ),
+];
+
+/// A session's kind or name as a label value: the characters that simple exposition parsers
+/// split on (`,` `=` `{` `}` quotes, backslashes, line breaks) replaced by look-alikes, so that
+/// a name from a user's pipeline file cannot break a scrape.
+fn label_value(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ',' => ';',
+            '=' => ':',
+            '{' => '(',
+            '}' => ')',
+            '"' => '\'',
+            '\\' => '/',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+/// The cluster's gauges, from what a monitor sees (see the module's doc).
+fn cluster(e: &mut DescriptorEncoder, nodes: &[NodeView]) -> Result<(), std::fmt::Error> {
+    let mut by_state = std::collections::BTreeMap::new();
+    for n in nodes {
+        *by_state
+            .entry([("kind", n.kind.as_str()), ("state", n.state.as_str())])
+            .or_insert(0usize) += 1;
+    }
+    let counts: Vec<_> = by_state.iter().map(|(l, n)| (*l, n)).collect();
+    let read = Read::gauge(
+        "amlip_cluster_nodes",
+        "Nodes on the domain, by kind and state.",
+        |n: &usize| Some(*n as f64),
+    );
+    families(e, &counts, &[read])?;
+    let items: Vec<_> = (nodes.iter())
+        .map(|n| ([("node", n.id.as_str()), ("kind", n.kind.as_str())], n))
+        .collect();
+    families(e, &items, &NODE_READS)?;
+    let mains: Vec<_> = (nodes.iter())
+        .filter_map(|n| Some(([("main", n.id.as_str())], n.main.as_ref()?)))
+        .collect();
+    families(e, &mains, &MAIN_READS)?;
+    let up: Vec<_> = (mains.iter())
+        .map(|([main], m)| ([*main, ("state", m.state.as_str())], *m))
+        .collect();
+    let read = Read::gauge(
+        "amlip_main_up",
+        "Each main seen: 1, labelled running, finished or lost.",
+        |_: &MainView| Some(1.0),
+    );
+    families(e, &up, &[read])?;
+    let sessions: Vec<_> = (mains.iter())
+        .flat_map(|([(_, id)], m)| {
+            m.sessions.iter().map(move |s| {
+                let labels = [
+                    ("main", id.to_string()),
+                    ("kind", label_value(&s.kind)),
+                    ("session", label_value(&s.name)),
+                    ("state", s.state.clone()),
+                ];
+                (labels, s)
+            })
+        })
+        .collect();
+    families(e, &sessions, &SESSION_READS)
+}
+
 /// The `/metrics` route over `sources`.
 pub fn router(sources: Sources) -> Router {
     metrics_route(Router::new(), sources)
@@ -272,4 +489,68 @@ pub fn metrics_route(router: Router, sources: Sources) -> Router {
             }
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hostile_session_name_cannot_break_a_scrape() {
+        let name = "prep,train=\"x\"{y}\\z\nw";
+        assert_eq!(label_value(name), "prep;train:'x'(y)/z w");
+        let mut registry = Registry::default();
+        let nodes = vec![NodeView {
+            id: "Main.01.02.03.04".into(),
+            kind: "main".into(),
+            state: "running".into(),
+            host: None,
+            jobs_in_flight: Some(0),
+            jobs_done: Some(2),
+            last_heard_ms: 0,
+            amlip: true,
+            main: Some(MainView {
+                state: "running".into(),
+                sent: 2,
+                solved: 2,
+                failed: 0,
+                resent: 0,
+                duplicates_dropped: 0,
+                in_flight: 0,
+                computing_nodes: 1,
+                solved_per_s: 0.5,
+                bytes_sent: 10,
+                bytes_received: 10,
+                uptime_s: 1.0,
+                sessions: vec![SessionView {
+                    kind: "pipeline".into(),
+                    name: name.into(),
+                    state: "running".into(),
+                    detail: String::new(),
+                    step: 1,
+                    steps: 2,
+                    step_name: "task".into(),
+                    points: vec![],
+                }],
+            }),
+        }];
+        #[derive(Debug)]
+        struct Fixed(Vec<NodeView>);
+        impl Collector for Fixed {
+            fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+                cluster(&mut e, &self.0)
+            }
+        }
+        registry.register_collector(Box::new(Fixed(nodes)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("amlip_session_step{main=\"Main.01.02.03.04\",kind=\"pipeline\",session=\"prep;train:'x'(y)/z w\",state=\"running\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("amlip_main_jobs_solved_total{main=\"Main.01.02.03.04\"} 2"),
+            "{text}"
+        );
+    }
 }

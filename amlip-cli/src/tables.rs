@@ -8,7 +8,7 @@ use std::fmt::Write;
 use amlip_core::ailoop::AiLoopReport;
 use amlip_core::infer::query::specs_text;
 use amlip_core::infer::wire::{Announcement, Role};
-use amlip_core::node::{ClientStats, NodeView};
+use amlip_core::node::{ClientStats, MainView, NodeView};
 use amlip_core::pipeline::TaskReport;
 use amlip_core::session::AllReduceReport;
 use amlip_core::stream::OnlineReport;
@@ -35,6 +35,50 @@ pub fn status(nodes: &[NodeView]) -> String {
         );
     }
     let _ = write!(out, "{} node(s)", nodes.len());
+    let mains: Vec<(&str, &MainView)> = (nodes.iter())
+        .filter_map(|n| Some((n.id.as_str(), n.main.as_ref()?)))
+        .collect();
+    if mains.is_empty() {
+        return out;
+    }
+    let _ = write!(
+        out,
+        "\n\n{:<28} {:<9} {:>7} {:>7} {:>7} {:>8} {:>9} {:>8}",
+        "MAIN", "STATE", "SENT", "SOLVED", "FAILED", "RE-SENT", "IN FLIGHT", "SOLVED/S"
+    );
+    for (id, m) in &mains {
+        let _ = write!(
+            out,
+            "\n{id:<28} {:<9} {:>7} {:>7} {:>7} {:>8} {:>9} {:>8.1}",
+            m.state, m.sent, m.solved, m.failed, m.resent, m.in_flight, m.solved_per_s
+        );
+    }
+    let sessions = mains
+        .iter()
+        .flat_map(|(id, m)| m.sessions.iter().map(move |s| (id, s)));
+    let mut first = true;
+    for (id, s) in sessions {
+        if first {
+            let _ = write!(
+                out,
+                "\n\n{:<28} {:<10} {:<8} {:<14} SESSION",
+                "MAIN", "KIND", "STATE", "STEP"
+            );
+            first = false;
+        }
+        let step = match s.steps {
+            0 => format!("{} {}", s.step_name, s.step),
+            n => format!("{} {}/{n}", s.step_name, s.step),
+        };
+        let _ = write!(
+            out,
+            "\n{id:<28} {:<10} {:<8} {step:<14} {}",
+            s.kind, s.state, s.name
+        );
+        if !s.detail.is_empty() {
+            let _ = write!(out, "\n{:<28}   {}", "", s.detail);
+        }
+    }
     out
 }
 

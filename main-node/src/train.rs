@@ -188,8 +188,9 @@ pub struct TrainArgs {
     /// training (it watches the domain with a status node of its own).
     #[arg(long, value_name = "ADDR:PORT")]
     serve: Option<std::net::SocketAddr>,
-    /// Stay on the domain this long after the last solution, so that late duplicates (from
-    /// computing nodes that were thought gone) are seen and counted.
+    /// Stay on the domain this long after the results are printed, so that late duplicates
+    /// (from computing nodes that were thought gone) are seen and counted, and status views
+    /// keep showing this main; Ctrl-C ends it early.
     #[arg(long, default_value = "0s", value_parser = cli::duration_arg)]
     linger: Duration,
 }
@@ -298,16 +299,24 @@ pub fn run(
     };
     drop(runner); // clears the progress display
     let wall = start.elapsed().as_secs_f64();
-    if stop.wait_timeout(args.linger) {
-        bail!("interrupted");
-    }
     println!("\n{}", report.table);
-    let c = main.stats();
-    println!(
-        "jobs: {} sent, {} solved, {} re-sent, {} duplicate solution(s) dropped, {} solution(s) aggregated",
-        c.submitted, c.solved, c.resent, c.duplicates_dropped, report.aggregated
-    );
+    let jobs_line = |c: &ClientStats| {
+        println!(
+            "jobs: {} sent, {} solved, {} re-sent, {} duplicate solution(s) dropped, {} solution(s) aggregated",
+            c.submitted, c.solved, c.resent, c.duplicates_dropped, report.aggregated
+        )
+    };
+    jobs_line(&main.stats());
     println!("wall time {wall:.1} s");
+    // The results first; then, if asked, stay to count late duplicates and say so again.
+    // Ctrl-C only cuts the lingering short: the results are in, and still get written.
+    if !args.linger.is_zero() {
+        let linger = Instant::now();
+        stop.wait_timeout(args.linger);
+        print!("after lingering {:.0} s: ", linger.elapsed().as_secs_f64());
+        jobs_line(&main.stats());
+    }
+    let c = main.stats();
     if let Some(out) = &args.out {
         report
             .save_model(out)

@@ -1,6 +1,7 @@
 //! Seeing the cluster: `main-node status` lists exactly the nodes on a domain and sees a killed
-//! one go; `/metrics` counts a batch of jobs and parses as Prometheus text; the dashboard, in
-//! headless Chromium, lists the nodes and draws the training curve.
+//! one go; `/metrics` counts a batch of jobs and parses as Prometheus text; the status
+//! dashboard, in headless Chromium, shows every main's jobs and every session's curves, and
+//! its `/metrics` the whole domain.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -250,71 +251,134 @@ fn chromium_dom(url: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The first line of `p`'s output that starts with `prefix`, without it.
+fn line_after(p: &Proc, prefix: &str) -> String {
+    let out = p.output();
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{out}"))
+}
+
+/// A main's id (`main node ID on domain ...`), its solved count (`jobs: N sent, M solved`),
+/// and its table's aggregate row as `accuracy A, bal. acc B, FPR C, FNR D`.
+fn printed(p: &Proc) -> (String, u64, String) {
+    let id = line_after(p, "main node ");
+    let id = id.split_whitespace().next().unwrap().to_owned();
+    let jobs = line_after(p, "jobs: ");
+    let solved = jobs.split(", ").nth(1).unwrap();
+    let solved = solved.strip_suffix(" solved").unwrap().parse().unwrap();
+    let out = p.output();
+    let row = out.lines().find(|l| l.starts_with("aggregate (")).unwrap();
+    let n: Vec<&str> = row.split_whitespace().skip(2).take(4).collect();
+    let figures = format!(
+        "accuracy {}, bal. acc {}, FPR {}, FNR {}",
+        n[0], n[1], n[2], n[3]
+    );
+    (id, solved, figures)
+}
+
+/// The `/api/snapshot` of a dashboard: its nodes, by id.
+fn snapshot(addr: SocketAddr) -> BTreeMap<String, Value> {
+    let v: Value = serde_json::from_str(&http_get(addr, "/api/snapshot")).unwrap();
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap().to_owned(), n.clone()))
+        .collect()
+}
+
+/// The cluster view, with real processes: three computing nodes, two mains in two
+/// processes (an MLP FedAvg of 3 rounds, an AML 10-class run), `main-node status --serve` in
+/// another. Chromium shows both mains with the solved counts each printed and both sessions'
+/// final figures as their tables; `status --json` says the same; the status server's
+/// `/metrics` holds the cluster gauges and its per-main counters equal the mains' own; a third
+/// main killed mid-session is marked lost within 10 s while the others are untouched.
 #[test]
-fn the_dashboard_lists_the_nodes_and_draws_the_curve_in_chromium() {
+fn the_cluster_view_shows_every_main_and_session_in_chromium() {
     let d = domain();
     let nodes: Vec<Proc> = (0..3)
         .map(|i| computing(&format!("C{i}"), &d, &[]))
         .collect();
     let ids: Vec<String> = nodes.iter().map(id_of).collect();
-    let mut main = main_proc(
-        &d,
-        &[
-            "train",
-            "--model",
-            "mlp",
-            "--rounds",
-            "2",
-            "--limit",
-            "3000",
+    let status = main_proc(&d, &["status", "--serve", "127.0.0.1:0", "--for", "10m"]);
+    assert!(status.wait_for("dashboard at http://", Duration::from_secs(60)));
+    let url = line_after(&status, "dashboard at ");
+    let server: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let train = |name: &str, model: &[&str]| {
+        let mut args = vec!["--name", name, "--metrics", "127.0.0.1:0", "train"];
+        args.extend_from_slice(model);
+        args.extend_from_slice(&[
             "--jobs",
             "3",
+            "--limit",
+            "3000",
             "--wait-nodes",
             "3",
-            "--serve",
-            "127.0.0.1:0",
             "--linger",
             "10m",
-        ],
-    );
-    assert!(main.wait_for("dashboard at http://", Duration::from_secs(60)));
-    let url = main
-        .output()
-        .lines()
-        .find_map(|l| l.strip_prefix("dashboard at ").map(str::to_owned))
-        .unwrap();
-    assert!(
-        main.wait_for("round 2/2:", Duration::from_secs(300)),
-        "{}",
-        main.output()
-    );
+        ]);
+        main_proc(&d, &args)
+    };
+    let mlp = train("Fed", &["--model", "mlp", "--rounds", "3"]);
+    let aml = train("Aml", &["--model", "aml"]);
+    for m in [&mlp, &aml] {
+        assert!(
+            m.wait_for("wall time", Duration::from_secs(300)),
+            "{}",
+            m.output()
+        );
+    }
+    let (mains, want): (Vec<String>, Vec<(u64, String)>) = [&mlp, &aml]
+        .iter()
+        .map(|m| {
+            let (id, solved, figures) = printed(m);
+            (id, (solved, figures))
+        })
+        .unzip();
+
+    // The page, in Chromium: both mains' rows with their counts, both sessions done with
+    // their tables' figures, the MLP's curves with named axes and labels apart.
     let start = Instant::now();
     let mut dom = String::new();
     let drawn = wait_until(Duration::from_secs(120), || match chromium_dom(&url) {
         None => true,
-        Some(d) => {
-            dom = d;
-            ids.iter()
-                .all(|id| dom.contains(&format!("data-id=\"{id}\"")))
-                && dom.contains("data-series=\"aggregate\" data-points=\"2\"")
+        Some(page) => {
+            dom = page;
+            let rows = mains.iter().zip(&want).all(|(id, (solved, _))| {
+                dom.contains(&format!(
+                    "data-id=\"{id}\" data-state=\"running\" data-solved=\"{solved}\""
+                ))
+            });
+            let sessions = mains.iter().zip(&want).all(|(id, (_, figures))| {
+                dom.split("<div class=\"session\"").any(|card| {
+                    card.starts_with(&format!(" data-main=\"{id}\""))
+                        && card.contains("data-state=\"done\"")
+                        && card.contains(figures.as_str())
+                })
+            });
+            rows && sessions
+                && ids
+                    .iter()
+                    .all(|id| dom.contains(&format!("data-id=\"{id}\"")))
+                && dom.contains("data-series=\"aggregate\" data-points=\"3\"")
         }
     });
     if dom.is_empty() {
-        eprintln!("chromium is not installed: dashboard not checked in a browser");
+        eprintln!("chromium is not installed: the cluster view not checked in a browser");
     } else {
         assert!(drawn, "after {:?} the page shows:\n{dom}", start.elapsed());
-        assert!(dom.contains("class=\"curve\""));
-        // Named axes, a throughput sparkline per node, and the labels of the four curves'
-        // ends (the aggregate and three shards, which may end close together) at least 14 px
-        // apart: 11 px text, drawn where each curve ends, overlapped.
-        assert!(
-            dom.contains(">round (epoch for all-reduce)</text>"),
-            "{dom}"
-        );
+        assert!(dom.contains(">round</text>"), "{dom}");
         assert!(dom.contains(">test accuracy</text>"), "{dom}");
         let rows = dom.matches("<tr class=\"node\"").count();
-        assert!(rows >= ids.len(), "{dom}");
+        assert!(rows >= ids.len() + 2, "{dom}");
         assert_eq!(dom.matches("class=\"spark\"").count(), rows, "{dom}");
+        // The MLP's four curves (the aggregate and three shards, which may end close
+        // together): their end labels at least 14 px apart (11 px text).
         let mut ys = end_label_ys(&dom);
         assert_eq!(ys.len(), 4, "{dom}");
         ys.sort_by(f64::total_cmp);
@@ -323,8 +387,126 @@ fn the_dashboard_lists_the_nodes_and_draws_the_curve_in_chromium() {
             "end labels at y = {ys:?}"
         );
     }
-    main.interrupt();
-    assert!(main.wait_exit(Duration::from_secs(30)).is_some());
+
+    // `status --json`, from another process: the same counts and figures.
+    let mut json = main_proc(&d, &["status", "--json", "--for", "4s"]);
+    assert!(json.wait_exit(Duration::from_secs(60)).unwrap().success());
+    let seen: Vec<Value> = serde_json::from_str(json.output().lines().last().unwrap()).unwrap();
+    for (id, (solved, figures)) in mains.iter().zip(&want) {
+        let n = seen.iter().find(|n| n["id"] == id.as_str()).unwrap();
+        let m = &n["main"];
+        assert_eq!(m["solved"], *solved, "{n}");
+        assert_eq!(m["state"], "running", "{n}");
+        let session = &m["sessions"][0];
+        assert_eq!(session["state"], "done", "{n}");
+        assert!(
+            session["detail"]
+                .as_str()
+                .unwrap()
+                .ends_with(figures.as_str()),
+            "{n}"
+        );
+    }
+
+    // One scrape for the domain: cluster gauges, and per-main counters equal to each main's
+    // own `--metrics`.
+    let cluster = scrape(server);
+    assert_eq!(
+        cluster["amlip_cluster_nodes{kind=computing,state=running}"], 3.0,
+        "{cluster:?}"
+    );
+    for id in &ids {
+        assert!(cluster.contains_key(&format!(
+            "amlip_node_jobs_done_total{{kind=computing,node={id}}}"
+        )));
+    }
+    for (m, id) in [&mlp, &aml].iter().zip(&mains) {
+        let own: SocketAddr = line_after(m, "metrics at http://")
+            .trim_end_matches("/metrics")
+            .parse()
+            .unwrap();
+        let own = scrape(own);
+        for c in ["sent", "solved", "failed", "resent", "duplicates_dropped"] {
+            assert_eq!(
+                cluster[&format!("amlip_main_jobs_{c}_total{{main={id}}}")],
+                own[&format!("amlip_jobs_{c}_total{{}}")],
+                "{c} of {id}"
+            );
+        }
+        assert_eq!(
+            cluster[&format!("amlip_main_up{{main={id},state=running}}")],
+            1.0
+        );
+    }
+    let accuracy = |id: &str, kind: &str, session: &str| {
+        cluster[&format!(
+            "amlip_session_accuracy{{kind={kind},main={id},session={session},state=done}}"
+        )]
+    };
+    let figure = |f: &str| -> f64 { f.split(", ").next().unwrap()[9..].parse().unwrap() };
+    assert_eq!(
+        accuracy(&mains[0], "fedavg", "MLP 784-128-10 on 3 shard(s)"),
+        figure(&want[0].1)
+    );
+    assert_eq!(
+        accuracy(&mains[1], "aml", "AML 10-class on 3 shard(s)"),
+        figure(&want[1].1)
+    );
+
+    // A third main killed mid-session: lost within 10 s (the bound; heartbeats stop
+    // counting after 3 s), its session too; the other two untouched.
+    let mut victim = main_proc(
+        &d,
+        &[
+            "--name",
+            "Doomed",
+            "train",
+            "--model",
+            "mlp",
+            "--rounds",
+            "50",
+            "--jobs",
+            "3",
+            "--limit",
+            "3000",
+            "--wait-nodes",
+            "3",
+        ],
+    );
+    assert!(
+        victim.wait_for("round 2/50:", Duration::from_secs(300)),
+        "{}",
+        victim.output()
+    );
+    let doomed = line_after(&victim, "main node ");
+    let doomed = doomed.split_whitespace().next().unwrap().to_owned();
+    assert!(wait_until(Duration::from_secs(30), || {
+        snapshot(server)
+            .get(&doomed)
+            .is_some_and(|n| n["main"]["sessions"][0]["state"] == "running")
+    }));
+    victim.kill_hard();
+    let killed = Instant::now();
+    let lost = wait_until(Duration::from_secs(60), || {
+        snapshot(server).get(&doomed).is_some_and(|n| {
+            n["main"]["state"] == "lost" && n["main"]["sessions"][0]["state"] == "lost"
+        })
+    });
+    let took = killed.elapsed();
+    assert!(
+        lost && took <= Duration::from_secs(10),
+        "marked lost after {took:?}"
+    );
+    let now = snapshot(server);
+    for id in &mains {
+        assert_eq!(now[id]["main"]["state"], "running", "{}", now[id]);
+    }
+    if let Some(page) = chromium_dom(&url) {
+        assert!(
+            page.contains(&format!("data-id=\"{doomed}\" data-state=\"lost\"")),
+            "{page}"
+        );
+    }
 }
 
 #[test]
