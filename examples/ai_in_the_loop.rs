@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use amlip_core::ailoop::{AiLoop, Inference};
 use amlip_core::cancel::CancelToken;
+use amlip_core::node::ClusterMonitor;
 use amlip_core::prelude::*;
 
 fn main() -> Result<(), BoxError> {
@@ -18,6 +19,8 @@ fn main() -> Result<(), BoxError> {
         AsyncComputingNode::serve(cfg("Node1"), Registry::builtin())?,
     ];
     let main = MainNode::with_config(cfg("Main"))?;
+    // What anyone on the domain sees of this main (as `main-node status` shows it).
+    let monitor = ClusterMonitor::start(cfg("Watcher"))?;
     main.wait_for_computing_nodes(2, Duration::from_secs(30), &CancelToken::new());
     let workflow = AiLoop {
         ranks_per_node: 4,
@@ -34,5 +37,8 @@ fn main() -> Result<(), BoxError> {
         report.phases.sim_expensive,
         report.phases.training
     );
+    for line in amlip_examples::sessions_seen(&monitor, main.id()) {
+        println!("status view: {line}");
+    }
     Ok(())
 }

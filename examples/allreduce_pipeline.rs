@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use amlip_core::cancel::CancelToken;
+use amlip_core::node::ClusterMonitor;
 use amlip_core::pipeline::{Evaluate, Pipeline, PrepareData, RunOptions, Task, Work};
 use amlip_core::prelude::*;
 
@@ -55,6 +56,8 @@ fn main() -> Result<(), BoxError> {
     )?;
     print!("{pipeline}");
     let main = MainNode::with_config(cfg("Main"))?;
+    // What anyone on the domain sees of this main (as `main-node status` shows it).
+    let monitor = ClusterMonitor::start(cfg("Watcher"))?;
     let opts = RunOptions {
         task_timeout: Duration::from_secs(300),
         seed: 1,
@@ -67,6 +70,9 @@ fn main() -> Result<(), BoxError> {
             "{}: {} in {:.1} s ({} attempt(s)): {}",
             r.name, r.kind, r.seconds, r.attempts, r.summary
         );
+    }
+    for line in amlip_examples::sessions_seen(&monitor, main.id()) {
+        println!("status view: {line}");
     }
     Ok(())
 }

@@ -115,6 +115,13 @@ fn allreduce_pipeline() {
         .unwrap()
         .parse()
         .unwrap();
+    // A status view on the domain saw the pipeline (3 tasks) and its all-reduce training.
+    for want in [
+        "status view: pipeline done task 3/3: 3 task(s) done in ",
+        "status view: allreduce done epoch 4/4: epoch 4: test accuracy ",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(want)), "{want}\n{out}");
+    }
     assert!(
         acc > 0.9,
         "dense network, 4 epochs of 6,000 images over 2 workers: {eval}"
@@ -152,4 +159,10 @@ fn ai_in_the_loop() {
     );
     assert!(out.contains("training"), "{out}");
     assert!(out.contains("5 successes in "), "{out}");
+    // A status view on the domain saw the loop end, with its figures.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("status view: ailoop done success 5/5: 5 successes in ")),
+        "{out}"
+    );
 }
