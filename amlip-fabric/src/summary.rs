@@ -5,8 +5,8 @@
 //! Sessions (FedAvg, AML shards, all-reduce groups, pipelines, AI loops) take a
 //! [`SessionHandle`] from their main ([`MainNode::session`](crate::node::MainNode::session)) and
 //! tell it their steps and figures; the main's engine reads the [`SessionBoard`] once a second
-//! and publishes a [`MainSummary`] when something changed (at least every
-//! [`REPEAT`]), and a last one as it leaves.
+//! and publishes a [`MainSummary`] when something changed (unchanged, every 5 s), and a last
+//! one as it leaves.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
