@@ -6,6 +6,7 @@
 mod computing;
 mod inference;
 mod main;
+mod main_view;
 mod model_manager;
 mod monitor;
 mod status;
@@ -23,11 +24,9 @@ pub use computing::{AsyncComputingNode, ComputingNode, ComputingProbe, JobReplie
 pub use inference::{AsyncEdgeNode, AsyncInferenceNode, EdgeNode, InferenceNode};
 pub(crate) use main::ClientHandle;
 pub use main::{AsyncMainNode, MainNode, MainProbe, SolutionListener};
+pub use main_view::{MainView, PointView, SessionView, SUMMARY_MEMORY};
 pub use model_manager::{ModelManagerReceiverNode, ModelManagerSenderNode, ModelReplier};
-pub use monitor::{
-    kind_name, ClusterMonitor, MainView, MonitorProbe, NodeView, PointView, SessionView,
-    SUMMARY_MEMORY,
-};
+pub use monitor::{kind_name, ClusterMonitor, MonitorProbe, NodeView};
 pub use status::StatusNode;
 
 use crate::config::NodeConfig;

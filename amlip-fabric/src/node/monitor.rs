@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::main_view::{main_view, MainView, MAX_SUMMARIES, SUMMARY_MEMORY};
 use super::status::watch;
 use super::{start_engine, STOP_TIMEOUT};
 use crate::config::NodeConfig;
@@ -18,7 +19,7 @@ use crate::error::Error;
 use crate::protocol::core::{report_start, Inbound, Role};
 use crate::runtime::NodeThread;
 use crate::wire::ext::NodeInfo;
-use crate::wire::summary::{MainSummary, SessionState};
+use crate::wire::summary::MainSummary;
 use crate::wire::{AmlipId, NodeKind, NodeState};
 
 /// A node as a monitor sees it.
@@ -46,81 +47,6 @@ pub struct NodeView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub main: Option<MainView>,
 }
-
-/// A main's jobs and sessions, from its last summary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MainView {
-    /// `running`; `finished` once it left (its figures are final); `lost` when it vanished
-    /// without a word (killed, cut off).
-    pub state: String,
-    /// Jobs submitted.
-    pub sent: u64,
-    /// Jobs solved.
-    pub solved: u64,
-    /// Jobs ended without a solution.
-    pub failed: u64,
-    /// Jobs re-sent.
-    pub resent: u64,
-    /// Answers dropped because their job was already decided.
-    pub duplicates_dropped: u64,
-    /// Jobs waiting for or held by a computing node.
-    pub in_flight: u32,
-    /// Computing nodes it knows alive.
-    pub computing_nodes: u32,
-    /// Jobs solved per second, over its last 10 s.
-    pub solved_per_s: f64,
-    /// Bytes of jobs it sent.
-    pub bytes_sent: u64,
-    /// Bytes of solutions it accepted.
-    pub bytes_received: u64,
-    /// Seconds since it started.
-    pub uptime_s: f64,
-    /// Its sessions: running ones first, then the latest finished.
-    pub sessions: Vec<SessionView>,
-}
-
-/// One session of a main.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SessionView {
-    /// `fedavg`, `aml`, `allreduce`, `pipeline`, `ailoop`, ...
-    pub kind: String,
-    /// Its name.
-    pub name: String,
-    /// `running`, `done` or `failed`; `lost` if its main vanished while it ran.
-    pub state: String,
-    /// Its last line, final figures, or why it failed.
-    pub detail: String,
-    /// Steps done.
-    pub step: u32,
-    /// Steps in all (0: unknown).
-    pub steps: u32,
-    /// `round`, `epoch`, `task`, `iteration`.
-    pub step_name: String,
-    /// Its curve, oldest first.
-    pub points: Vec<PointView>,
-}
-
-/// One point of a session's curve.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PointView {
-    /// The round, epoch or iteration.
-    pub step: u32,
-    /// `None`: the aggregate model; `Some(k)`: shard (or worker) k, 0-based.
-    pub shard: Option<u32>,
-    /// Training loss.
-    pub loss: Option<f64>,
-    /// Test accuracy.
-    pub accuracy: Option<f64>,
-    /// Test mean squared error.
-    pub mse: Option<f64>,
-    /// Seconds since the session began.
-    pub seconds: f64,
-}
-
-/// How long a main's last summary stays in view after it left or vanished.
-pub const SUMMARY_MEMORY: Duration = Duration::from_secs(600);
-/// Mains whose summaries a monitor keeps (memory a peer can make it use is bounded).
-const MAX_SUMMARIES: usize = 64;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -290,64 +216,6 @@ fn forget_oldest_summaries(table: &Table) {
     }
 }
 
-/// A main's summary as shown: `finished` once it said it left (its participant going after
-/// that is no loss), `running` while heard, else `lost`.
-fn main_view(s: &MainSummary, e: &Entry, node_state: &str) -> MainView {
-    let state = match (e.state, node_state) {
-        (NodeState::Dropped | NodeState::Stopped, _) => "finished",
-        (_, "running") => "running",
-        _ => "lost",
-    };
-    // An f32 widened as its shortest decimal (0.8976, not 0.897599995...): what the main
-    // measured, as it printed it.
-    let widen = |v: f32| v.to_string().parse::<f64>().unwrap_or(v as f64);
-    let figure = |v: f32| (!v.is_nan()).then(|| widen(v));
-    MainView {
-        state: state.to_owned(),
-        sent: s.jobs_sent,
-        solved: s.jobs_solved,
-        failed: s.jobs_failed,
-        resent: s.jobs_resent,
-        duplicates_dropped: s.duplicates_dropped,
-        in_flight: s.jobs_in_flight,
-        computing_nodes: s.computing_nodes,
-        solved_per_s: if state == "running" {
-            widen(s.solved_per_s)
-        } else {
-            0.0
-        },
-        bytes_sent: s.bytes_sent,
-        bytes_received: s.bytes_received,
-        uptime_s: s.uptime_ms as f64 / 1000.0,
-        sessions: (s.sessions.iter())
-            .map(|x| SessionView {
-                kind: x.kind.clone(),
-                name: x.name.clone(),
-                state: match (x.state, state) {
-                    (SessionState::Running, "running") => "running",
-                    (SessionState::Running, _) => "lost",
-                    (other, _) => other.name(),
-                }
-                .to_owned(),
-                detail: x.detail.clone(),
-                step: x.step,
-                steps: x.steps,
-                step_name: x.step_name.clone(),
-                points: (x.points.iter())
-                    .map(|p| PointView {
-                        step: p.step,
-                        shard: p.series.checked_sub(1),
-                        loss: figure(p.loss),
-                        accuracy: figure(p.accuracy),
-                        mse: figure(p.mse),
-                        seconds: widen(p.seconds),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    }
-}
-
 fn view(id: &AmlipId, e: &Entry, now: Instant) -> NodeView {
     let ago = now.saturating_duration_since(e.heard);
     let silent = e.info.as_ref().is_some_and(|i| {
@@ -387,7 +255,7 @@ fn view(id: &AmlipId, e: &Entry, now: Instant) -> NodeView {
         amlip: info.is_some(),
         main: (e.summary.as_ref())
             .filter(|_| state == "running" || ago < SUMMARY_MEMORY)
-            .map(|s| main_view(s, e, &state)),
+            .map(|s| main_view(s, e.state, &state)),
         state,
     }
 }
