@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use amlip_cli::{self as cli, tables, NodeArgs};
 use amlip_core::cancel::CancelToken;
 use amlip_core::nn::{Optimizer, Spec};
+use amlip_core::node::MainNode;
 use amlip_core::stream::{
     Consumer, ConsumerOptions, EpochReport, Fault, Function, OnlineTraining, Policy, Producer,
     ProducerOptions, Simulation,
 };
+use amlip_core::summary::Figures;
 use anyhow::Context;
 
 use crate::train::OptimizerArg;
@@ -215,9 +217,21 @@ pub fn online(node: &NodeArgs, args: &OnlineArgs, stop: &CancelToken) -> anyhow:
         validation: Some(grid),
         ..OnlineTraining::new(spec)
     };
+    // The trainer's entry in every status view on the domain: a main of its own that sends no
+    // job and only says what it does (epochs, loss, validation MSE).
+    let main =
+        MainNode::with_config(node.config("Online")).context("cannot start the trainer's main")?;
+    let session = main.session("online", &args.stream, "epoch", 0);
     let mut printed = Instant::now() - Duration::from_secs(10);
     let mut last_held = 0;
     let mut print_epoch = |e: &EpochReport| {
+        let figures = Figures {
+            loss: Some(e.loss),
+            mse: e.validation,
+            ..Figures::default()
+        };
+        session.point(e.epoch as u32, 0, figures);
+        session.step(e.epoch as u32, 0);
         // Epochs on a few samples take microseconds: print when the set grew, at most once a
         // second otherwise, and the last ones.
         if e.held != last_held || printed.elapsed() >= Duration::from_secs(1) {
@@ -226,9 +240,16 @@ pub fn online(node: &NodeArgs, args: &OnlineArgs, stop: &CancelToken) -> anyhow:
             last_held = e.held;
         }
     };
-    let report = training.run(&consumer, stop, &mut print_epoch)?;
+    let report = match training.run(&consumer, stop, &mut print_epoch) {
+        Ok(r) => r,
+        Err(e) => {
+            session.fail(&e.to_string());
+            return Err(e.into());
+        }
+    };
     if let Some(e) = report.epochs.last() {
         println!("{e}");
+        session.finish(&format!("{e} ({})", report.ended));
     }
     println!("{}", tables::online(&report));
     if let Some(path) = &args.json {

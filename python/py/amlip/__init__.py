@@ -487,7 +487,9 @@ class Consumer:
 def cluster(domain: Optional[int] = None, network: Optional[str] = None,
             seconds: float = 3.0) -> List[dict]:
     """Every node heard on the domain within ``seconds``: id, kind, state, host, jobs in flight
-    and done, last heard (ms), whether it is an amlip node (as ``main-node status --json``)."""
+    and done, last heard (ms), whether it is an amlip node (as ``main-node status --json``).
+    An amlip main also carries ``main``: its job counters, solved per second, and its sessions
+    (kind, name, state, step, detail, curve points), from the summary every main publishes."""
     return json.loads(_native.cluster(domain, network, seconds))
 
 

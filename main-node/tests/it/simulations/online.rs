@@ -53,6 +53,8 @@ fn a_late_trainer_counts_every_sample_of_four_ranks_once_and_a_capped_one_drops_
         .map(|r| (r, &["--iterations", "20", "--readers", "2"][..]))
         .collect();
     let procs = producers(&d, "sin", &ranks, "150ms");
+    // A status view that stays: it shows both trainers' sessions, to their end.
+    let watcher = main_proc(&d, &["status", "--watch", "--json", "--for", "10m"]);
     for p in &procs {
         assert!(p.wait_for("iteration 5:", RUN), "{}", p.output());
     }
@@ -92,6 +94,30 @@ fn a_late_trainer_counts_every_sample_of_four_ranks_once_and_a_capped_one_drops_
     );
     let out = finish(trainer, "the trainer");
     finish(small, "the capped trainer");
+    let online_sessions_done = || {
+        let out = watcher.output();
+        let Some(Ok(nodes)) = out.lines().last().map(serde_json::from_str::<Vec<Value>>) else {
+            return 0;
+        };
+        (nodes.iter())
+            .filter_map(|n| n["main"]["sessions"].as_array())
+            .flatten()
+            .filter(|s| {
+                s["kind"] == "online"
+                    && s["name"] == "sin"
+                    && s["state"] == "done"
+                    && s["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("validation MSE"))
+                    && !s["points"].as_array().unwrap().is_empty()
+            })
+            .count()
+    };
+    assert!(
+        amlip_testkit::wait_until(Duration::from_secs(30), || online_sessions_done() == 2),
+        "{}",
+        watcher.output().lines().last().unwrap_or("")
+    );
     for p in procs {
         let o = finish(p, "a producer");
         assert!(
