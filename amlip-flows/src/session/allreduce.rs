@@ -171,21 +171,22 @@ impl AllReduce {
             self.spec.layers.len(),
             self.workers
         );
-        runner.begin("allreduce", &name, "epoch", self.epochs);
-        let report = self.train(runner, train, test);
         let what = if self.spec.loss.classifies() {
             "test accuracy"
         } else {
             "test MSE"
         };
-        runner.end(&report, |r| match r.epochs.last() {
-            Some(e) => format!(
-                "epoch {}: {what} {:.4}, train loss {:.4}, {:.1} s",
-                e.epoch, e.score, e.loss, r.seconds
-            ),
-            None => "no epoch".into(),
-        });
-        report
+        runner.named(
+            ("allreduce", &name, "epoch", self.epochs),
+            |runner| self.train(runner, train, test),
+            |r| match r.epochs.last() {
+                Some(e) => format!(
+                    "epoch {}: {what} {:.4}, train loss {:.4}, {:.1} s",
+                    e.epoch, e.score, e.loss, r.seconds
+                ),
+                None => "no epoch".into(),
+            },
+        )
     }
 
     fn train(

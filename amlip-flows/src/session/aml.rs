@@ -119,10 +119,11 @@ impl AmlShards {
             None => format!("{}-class", train.classes()),
         };
         let name = format!("AML {what} on {} shard(s)", self.shards);
-        runner.begin("aml", &name, "round", 1);
-        let report = self.train(runner, train, test);
-        runner.end(&report, |r| r.table.final_line());
-        report
+        runner.named(
+            ("aml", &name, "round", 1),
+            |runner| self.train(runner, train, test),
+            |r| r.table.final_line(),
+        )
     }
 
     fn train(

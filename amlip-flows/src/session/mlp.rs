@@ -125,10 +125,11 @@ impl MlpShards {
             train.classes().max(1),
             self.shards
         );
-        runner.begin("fedavg", &name, "round", self.rounds);
-        let report = self.train(runner, train, test);
-        runner.end(&report, |r| r.table.final_line());
-        report
+        runner.named(
+            ("fedavg", &name, "round", self.rounds),
+            |runner| self.train(runner, train, test),
+            |r| r.table.final_line(),
+        )
     }
 
     fn train(

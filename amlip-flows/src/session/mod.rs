@@ -187,6 +187,20 @@ impl<'a> Runner<'a> {
         self.session = Some(self.main.session(kind, name, step_name, steps as u32));
     }
 
+    /// Runs `body` as a named session ([`begin`](Self::begin)), then ends its entry with what
+    /// `body` returned ([`end`](Self::end)): `line` of the value, or the error.
+    pub fn named<T>(
+        &mut self,
+        (kind, name, step_name, steps): (&str, &str, &str, usize),
+        body: impl FnOnce(&mut Self) -> Result<T, SessionError>,
+        line: impl FnOnce(&T) -> String,
+    ) -> Result<T, SessionError> {
+        self.begin(kind, name, step_name, steps);
+        let result = body(self);
+        self.end(&result, line);
+        result
+    }
+
     /// Ends the session's entry with `result`: its final figures (`line` of the value), or the
     /// error.
     pub fn end<T>(&mut self, result: &Result<T, SessionError>, line: impl FnOnce(&T) -> String) {
